@@ -1,0 +1,1 @@
+"""Neural GPUs and baselines that learn algorithms, in JAX."""

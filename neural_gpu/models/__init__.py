@@ -1,0 +1,41 @@
+"""Model registry: every model is picked by name from the config.
+
+A model is a flax linen Module called as `model.apply(variables, inputs, lengths, train=...)`
+with inputs int32 (batch, L) and lengths int32 (batch,) (the true length of each example; the
+rest of the row is bucket padding). It returns a `ModelOutput` with logits (batch, L, vocab).
+"""
+
+import dataclasses
+
+from neural_gpu.models.common import ModelOutput
+from neural_gpu.models.dngpu import DNGPU
+from neural_gpu.models.ngpu import NeuralGPU
+
+_REGISTRY = {
+    "neural_gpu": NeuralGPU,
+    "dngpu": DNGPU,
+}
+
+
+def names() -> list[str]:
+  return sorted(_REGISTRY)
+
+
+def register(name: str, cls) -> None:
+  _REGISTRY[name] = cls
+
+
+def get(name: str, vocab_size: int, **params):
+  """Builds model `name`; unknown names and parameters raise a ValueError listing valid ones."""
+  if name not in _REGISTRY:
+    raise ValueError(f"unknown model {name!r}; valid models: {', '.join(names())}")
+  cls = _REGISTRY[name]
+  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "vocab_size"}
+  unknown = sorted(set(params) - fields)
+  if unknown:
+    raise ValueError(f"model {name!r} has no parameter(s) {', '.join(unknown)}; "
+                     f"valid: {', '.join(sorted(fields))}")
+  return cls(vocab_size=vocab_size, **params)
+
+
+__all__ = ["ModelOutput", "get", "names", "register"]

@@ -1,0 +1,85 @@
+"""The improved Neural GPU of Freivalds & Liepins (2017).
+
+1-D state (batch, L, m), one diagonal convolutional GRU per step with shared weights, hard
+nonlinearities, and a saturation cost on their pre-activations that keeps them out of the flat
+regions. The width-3 convolutions are matmuls over the three stacked width taps.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from neural_gpu.models import common
+
+SATURATION_LIMIT = 0.9
+
+
+def diagonal_shift(state: jax.Array) -> jax.Array:
+  """The diagonal gate's fixed move: first m - 2*(m//3) channels stay, the next m//3 take
+  position i-1, the last m//3 take position i+1 (zero beyond the ends)."""
+  m = state.shape[-1]
+  third = m // 3
+  stay = m - 2 * third
+  return jnp.concatenate([
+      state[..., :stay],
+      common.shift_width(state[..., stay:stay + third], -1),
+      common.shift_width(state[..., stay + third:], 1),
+  ], axis=-1)
+
+
+class DNGPU(nn.Module):
+  """Improved Neural GPU. Runs as many steps as each example's true length.
+
+  Attributes:
+    vocab_size: number of symbols, PAD (0) included.
+    nmaps: m, channels per position.
+    dropout: rate of dropout on the candidate, training only.
+  """
+  vocab_size: int
+  nmaps: int = 48
+  dropout: float = 0.0
+
+  @nn.compact
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False):
+    batch, width = inputs.shape
+    m = self.nmaps
+    input_proj = self.param("input_proj", common.fan_in_init(1), (self.vocab_size, m))
+    gate_kernel = self.param("gate_kernel", common.fan_in_init(3 * m), (3 * m, 2 * m))
+    gate_bias = self.param("gate_bias", nn.initializers.zeros, (2 * m,))
+    cand_kernel = self.param("cand_kernel", common.fan_in_init(3 * m), (3 * m, m))
+    cand_bias = self.param("cand_bias", nn.initializers.zeros, (m,))
+    output = self.param("output", common.fan_in_init(m), (m, self.vocab_size))
+    output_bias = self.param("output_bias", nn.initializers.zeros, (self.vocab_size,))
+
+    mask = common.length_mask(lengths, width)
+    # One-hot then a 1x1 projection is a row lookup; PAD maps to 0 like every masked cell.
+    input_pre = input_proj[inputs] * (inputs > 0)[..., None]
+    state = common.hard_tanh(input_pre) * mask
+    gate_offset = jnp.concatenate([jnp.full((m,), 0.5), jnp.full((m,), 0.7)])
+    use_dropout = train and self.dropout > 0.0
+    dropout_key = self.make_rng("dropout") if use_dropout else None
+
+    def step(carry, t):
+      state, sat = carry
+      gates_pre = common.width3_taps(state) @ gate_kernel + gate_bias + gate_offset
+      gates = common.hard_sigmoid(gates_pre)
+      reset, update = gates[..., :m], gates[..., m:]
+      cand_pre = common.width3_taps(reset * state) @ cand_kernel + cand_bias
+      cand = common.hard_tanh(cand_pre)
+      if use_dropout:
+        keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, t), 1 - self.dropout, cand.shape)
+        cand = jnp.where(keep, cand / (1 - self.dropout), 0.0)
+      new = (update * diagonal_shift(state) + (1.0 - update) * cand) * mask
+      running = (t < lengths)[:, None, None]
+      # Counted on real cells of running examples only, so bucket padding does not dilute it.
+      real = mask * running
+      step_sat = (jnp.sum(jax.nn.relu(jnp.abs(gates_pre) - SATURATION_LIMIT) * real)
+                  + jnp.sum(jax.nn.relu(jnp.abs(cand_pre) - SATURATION_LIMIT) * real))
+      return (jnp.where(running, new, state), sat + step_sat), None
+
+    (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), jnp.float32)), jnp.arange(width))
+    # Mean over (step, cell, unit): example b runs lengths[b] steps over lengths[b] cells.
+    cell_steps = jnp.maximum(jnp.sum(lengths.astype(jnp.float32) ** 2), 1.0)
+    sat_cost = sat / (cell_steps * 3 * m)
+    logits = state @ output + output_bias
+    return common.ModelOutput(logits, {"saturation": sat_cost})

@@ -1,0 +1,144 @@
+"""The Neural GPU of Kaiser & Sutskever (2015): a convolutional GRU applied L times.
+
+State s is (batch, L, h, m). It is stored with the height folded into channels,
+(batch, L, h*m), so that the 3x3 convolution over (width, height) becomes one matmul of the
+three width taps against a kernel that is banded in height (built once per call, outside the
+time loop). XLA's CPU convolution is very slow at these channel counts; the matmul form is the
+same arithmetic. `conv_impl='conv'` keeps the plain lax convolution as a reference and for
+backends where the library convolution wins.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from neural_gpu.models import common
+
+RELAXED_PARAMS = ("gate_kernel", "gate_bias", "cand_kernel", "cand_bias")
+
+
+def fold_kernel(kernel: jax.Array, height: int) -> jax.Array:
+  """(3 width, 3 height, m, n) conv kernel -> (3*height*m, height*n) banded matmul kernel.
+
+  Row index is (width tap, input row, input channel), matching `width3_taps` on a folded state;
+  column index is (output row, output channel). Input row hi feeds output row ho through kernel
+  row hi - ho + 1, and not at all when |hi - ho| > 1: this is SAME zero padding in height.
+  """
+  kw, kh, m, n = kernel.shape
+  band = jnp.stack([jnp.eye(height, k=1 - dh) for dh in range(kh)])  # [dh, hi, ho]
+  folded = jnp.einsum("dio,wdcn->wicon", band, kernel)
+  return folded.reshape(kw * height * m, height * n)
+
+
+def conv3x3(state: jax.Array, kernel: jax.Array, height: int) -> jax.Array:
+  """SAME 3x3 lax convolution of a folded state (B, L, h*m) with a (3, 3, m, k*m) kernel.
+
+  The k output blocks of m channels come out one after the other, each folded over height,
+  the same layout as the matmul form.
+  """
+  b, width, hm = state.shape
+  m = hm // height
+  x = state.reshape(b, width, height, m)
+  y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  y = y.reshape(b, width, height, -1, m).transpose(0, 1, 3, 2, 4)
+  return y.reshape(b, width, -1)
+
+
+class NeuralGPU(nn.Module):
+  """CGRU Neural GPU. Runs as many steps as each example's true length.
+
+  Attributes:
+    vocab_size: number of symbols, PAD (0) included.
+    nmaps: m, channels per cell.
+    height: h, rows of the state.
+    num_layers: CGRUs applied per step.
+    cutoff: c of the cutoff gate.
+    dropout: rate of recurrent-state dropout (keep = 1 - dropout * 8 / L), training only.
+    relax_copies: r, parameter-sharing relaxation; step t uses copy t mod r.
+    conv_impl: 'matmul' (banded matmul) or 'conv' (lax convolution); the same function.
+  """
+  vocab_size: int
+  nmaps: int = 24
+  height: int = 4
+  num_layers: int = 2
+  cutoff: float = 1.2
+  dropout: float = 0.0
+  relax_copies: int = 1
+  conv_impl: str = "matmul"
+
+  @nn.compact
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False):
+    batch, width = inputs.shape
+    m, h, layers, r = self.nmaps, self.height, self.num_layers, self.relax_copies
+    if self.conv_impl not in ("matmul", "conv"):
+      raise ValueError(f"conv_impl must be 'matmul' or 'conv', got {self.conv_impl!r}")
+
+    embedding = self.param("embedding", nn.initializers.uniform(3.4), (self.vocab_size, m))
+    embedding = (embedding - 1.7) * (jnp.arange(self.vocab_size) > 0)[:, None]  # PAD stays 0
+    input_proj = self.param("input_proj", common.fan_in_init(m), (m, m))
+    gate_kernel = self.param("gate_kernel", common.fan_in_init(9 * m), (r, layers, 3, 3, m, 2 * m))
+    gate_bias = self.param("gate_bias", nn.initializers.zeros, (r, layers, 2 * m))
+    cand_kernel = self.param("cand_kernel", common.fan_in_init(9 * m), (r, layers, 3, 3, m, m))
+    cand_bias = self.param("cand_bias", nn.initializers.zeros, (r, layers, m))
+    output = self.param("output", common.fan_in_init(m), (m, self.vocab_size))
+    output_bias = self.param("output_bias", nn.initializers.zeros, (self.vocab_size,))
+
+    mask = common.length_mask(lengths, width)
+    row0 = jnp.tanh(embedding[inputs]) @ input_proj
+    state = jnp.concatenate([row0, jnp.zeros((batch, width, (h - 1) * m))], axis=-1) * mask
+
+    # Fold biases over height; +1.0 on the gates as in the reference, so they start open-ish.
+    gate_bias_f = jnp.concatenate(
+        [jnp.tile(gate_bias[..., :m], h), jnp.tile(gate_bias[..., m:], h)], axis=-1) + 1.0
+    cand_bias_f = jnp.tile(cand_bias, h)
+    if self.conv_impl == "matmul":
+      fold = jax.vmap(jax.vmap(lambda k: fold_kernel(k, h)))
+      gate_w = jnp.concatenate([fold(gate_kernel[..., :m]), fold(gate_kernel[..., m:])], axis=-1)
+      cand_w = fold(cand_kernel)
+      conv = lambda x, w: common.width3_taps(x) @ w
+    else:
+      gate_w, cand_w = gate_kernel, cand_kernel
+      conv = lambda x, w: conv3x3(x, w, h)
+
+    use_dropout = train and self.dropout > 0.0
+    keep = jnp.clip(1.0 - self.dropout * 8.0 / jnp.max(lengths).astype(jnp.float32), 0.5, 1.0)
+    dropout_key = self.make_rng("dropout") if use_dropout else None
+    hm = h * m
+
+    def step(state, t):
+      copy = t % r
+      new = state
+      if use_dropout:
+        keep_mask = jax.random.bernoulli(jax.random.fold_in(dropout_key, t), keep, new.shape)
+        new = jnp.where(keep_mask, new / keep, 0.0)
+      for layer in range(layers):
+        gates = conv(new, gate_w[copy, layer]) + gate_bias_f[copy, layer]
+        update = common.cutoff_sigmoid(gates[..., :hm], self.cutoff)
+        reset = common.cutoff_sigmoid(gates[..., hm:], self.cutoff)
+        cand = jnp.tanh(conv(reset * new, cand_w[copy, layer]) + cand_bias_f[copy, layer])
+        new = (update * new + (1.0 - update) * cand) * mask
+      running = (t < lengths)[:, None, None]
+      return jnp.where(running, new, state), None
+
+    state, _ = jax.lax.scan(step, state, jnp.arange(width))
+    logits = state[..., :m] @ output + output_bias
+    return common.ModelOutput(logits, {})
+
+
+def relaxation_penalty(params) -> jax.Array:
+  """sum over relaxed tensors and copies of ||v_i - mean_j v_j||^2 (0 when r == 1)."""
+  total = jnp.zeros((), jnp.float32)
+  for name in RELAXED_PARAMS:
+    v = params[name]
+    total += jnp.sum((v - v.mean(axis=0, keepdims=True)) ** 2)
+  return total
+
+
+def tie_copies(params):
+  """Overwrites every relaxation copy with the mean of the copies."""
+  params = dict(params)
+  for name in RELAXED_PARAMS:
+    v = params[name]
+    params[name] = jnp.broadcast_to(v.mean(axis=0, keepdims=True), v.shape)
+  return params
