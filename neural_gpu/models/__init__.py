@@ -9,11 +9,20 @@ import dataclasses
 
 from neural_gpu.models.common import ModelOutput
 from neural_gpu.models.dngpu import DNGPU
+from neural_gpu.models.mlp import MLP, HighwayMLP
 from neural_gpu.models.ngpu import NeuralGPU
+from neural_gpu.models.recurrent import GRU, LSTM, ElmanRNN, RecurrentHighway
 
 _REGISTRY = {
     "neural_gpu": NeuralGPU,
     "dngpu": DNGPU,
+    # Baselines: fixed-size feed-forward nets and read-then-emit recurrent nets.
+    "mlp": MLP,
+    "highway_mlp": HighwayMLP,
+    "rnn": ElmanRNN,
+    "gru": GRU,
+    "lstm": LSTM,
+    "highway": RecurrentHighway,
 }
 
 

@@ -1,0 +1,51 @@
+"""The canonical config every experiment starts from; experiment files override parts of it.
+
+Sections: seed, task (name + task params), model (name + model params), train, optimizer,
+curriculum, checkpoint, eval. Each field here can be overridden on the command line, e.g.
+--config.train.num_steps=500; a misspelt field fails loudly (the config is locked).
+"""
+
+import ml_collections
+
+# Per-model settings from the papers, scaled to a 2-core CPU.
+MODEL_DEFAULTS = {
+    "neural_gpu": dict(nmaps=24, num_layers=2, dropout=0.0, relax_copies=1),
+    "dngpu": dict(nmaps=48, dropout=0.0),
+}
+OPTIMIZER_DEFAULTS = {
+    "neural_gpu": dict(name="adam", learning_rate=1e-3, eps=1e-4, clip_norm=1.0),
+    "dngpu": dict(name="adamax", learning_rate=1e-2, eps=1e-8, clip_norm=1.0),
+}
+CURRICULUM_DEFAULTS = {
+    "neural_gpu": dict(name="ngpu", start_length=6, min_length=3, threshold=0.15,
+                       every_steps=200),
+    "dngpu": dict(name="all_bins", bins=(8, 12, 16, 20, 25, 28, 31, 36, 41), every_steps=200),
+}
+
+
+def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.task = dict(name=task, **task_params)
+  c.model = dict(name=model, **MODEL_DEFAULTS.get(model, {}))
+  c.train = dict(
+      num_steps=2000,
+      batch_size=32,
+      max_length=41,
+      log_every=50,
+      label_smoothing=0.0,
+      saturation_weight=1e-5,  # DNGPU start value; re-estimated at every curriculum decision
+      pull_start=5e-4,  # relaxation pull (neural_gpu with relax_copies > 1)
+      pull_growth=1.2,
+      pull_max=0.1,
+      plateau_patience=3,
+      plateau_decay=0.98,
+      min_lr_scale=0.0,
+  )
+  c.optimizer = dict(grad_noise=0.0, grad_noise_decay=0.55, clip_value=0.0,
+                     **OPTIMIZER_DEFAULTS.get(model, dict(name="adam", learning_rate=1e-3,
+                                                          eps=1e-4, clip_norm=1.0)))
+  c.curriculum = dict(CURRICULUM_DEFAULTS.get(model, dict(name="fixed", every_steps=200)))
+  c.checkpoint = dict(every_steps=200, max_to_keep=3)
+  c.eval = dict(lengths=(41, 401), num_examples=(256, 64))
+  return c

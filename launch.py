@@ -1,0 +1,63 @@
+"""Entry point: train and evaluate a model on an algorithmic task, or evaluate a checkpoint.
+
+  python launch.py                                   # the default experiment into runs/default
+  python launch.py --config=experiments/badd.py:neural_gpu --workdir=runs/badd_ngpu
+  python launch.py --config=experiments/copy.py --workdir=runs/copy --config.train.num_steps=500
+  python launch.py --mode=eval --workdir=runs/default --lengths=41,401 --num_examples=64
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+config_flags.DEFINE_config_file(
+    "config", os.path.join(HERE, "experiments", "default.py"),
+    "Experiment config file (experiments/<name>.py[:arg]); override fields with --config.a.b=v.",
+    lock_config=True)
+flags.DEFINE_string("workdir", None, "Run folder (checkpoints, metrics, eval). "
+                    "Default: runs/default for the default experiment.")
+flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then evaluate), or eval only.")
+flags.DEFINE_integer("step", None, "eval: checkpoint step (default: latest).")
+flags.DEFINE_list("lengths", None, "eval: lengths to test (default: the config's eval.lengths).")
+flags.DEFINE_integer("num_examples", None, "eval: examples per length (default: from config).")
+FLAGS = flags.FLAGS
+
+
+def fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
+def main(argv):
+  if len(argv) > 1:
+    fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=DIR")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                        os.path.join(os.path.expanduser("~"), ".cache", "neural_gpu_jax"))
+  import jax  # after the environment is set, so the persistent compilation cache applies
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  from neural_gpu import train
+
+  workdir = FLAGS.workdir or os.path.join("runs", "default")
+  try:
+    if FLAGS.mode == "eval":
+      lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
+      report = train.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples)
+    else:
+      report = train.train_and_evaluate(FLAGS.config, workdir)
+  except (ValueError, train.TrainingError) as e:
+    fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+  from neural_gpu.evaluate import format_table
+  print(format_table(report))
+  print(f"wrote {os.path.join(workdir, 'eval', 'step_%d.json' % report['step'])}")
+
+
+if __name__ == "__main__":
+  try:
+    app.run(main)
+  except flags.Error as e:  # e.g. a misspelt --config.x.y override
+    fail(f"{e}")

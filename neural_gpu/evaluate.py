@@ -1,0 +1,137 @@
+"""Length-generalization evaluation: sequence and symbol error at each test length.
+
+Every position of the target counts, PAD included (SPEC 4): a model that writes junk after the
+answer is wrong. Each length compiles once: batches of one length all share one shape, and a
+partial last batch is sampled full and only its first rows are counted.
+"""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neural_gpu.metrics import Progress
+
+EVAL_STREAM = 1  # fold_in tag that separates test data from training data (stream 0).
+MAX_CELLS_PER_BATCH = 1 << 16  # batch * length bound: long lengths go in small batches
+
+
+def make_error_fn(model):
+  """jit'd (variables, inputs, targets, lengths) -> per-example (any wrong?, wrong count)."""
+
+  @jax.jit
+  def errors(variables, inputs, targets, lengths):
+    out = model.apply(variables, inputs, lengths, train=False)
+    real = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]
+    wrong = (jnp.argmax(out.logits, axis=-1) != targets) & real
+    return jnp.any(wrong, axis=1), jnp.sum(wrong, axis=1)
+
+  return errors
+
+
+def data_seed(seed: int, stream: int, *path: int) -> tuple[int, ...]:
+  """A numpy seed derived from the config seed through jax.random.fold_in."""
+  key = jax.random.fold_in(jax.random.key(seed), stream)
+  for p in path:
+    key = jax.random.fold_in(key, p)
+  return tuple(int(x) for x in np.asarray(jax.random.key_data(key)))
+
+
+def batch_size_for(length: int, num_examples: int) -> int:
+  return max(1, min(num_examples, 64, MAX_CELLS_PER_BATCH // length))
+
+
+def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
+                     error_fn=None, progress: bool = True) -> list[dict]:
+  """Returns one result dict per length, in the order given.
+
+  num_examples: an int for every length, or one int per length.
+  A model that cannot run at a length (e.g. an MLP built for a fixed width) gets
+  {"length": L, "not_applicable": reason} instead of made-up numbers.
+  """
+  counts = [num_examples] * len(lengths) if np.isscalar(num_examples) else list(num_examples)
+  if len(counts) != len(lengths):
+    raise ValueError(f"num_examples has {len(counts)} entries for {len(lengths)} lengths")
+  for length in lengths:
+    if not task.is_valid_length(length):
+      raise ValueError(f"cannot evaluate {task.name} at length {length}; valid lengths up to it: "
+                       f"...{task.valid_lengths(length)[-3:]}")
+  error_fn = error_fn or make_error_fn(model)
+  results = []
+  for length, count in zip(lengths, counts):
+    batch = batch_size_for(length, count)
+    num_batches = -(-count // batch)
+    bar = Progress(num_batches, label=f"eval L={length} ") if progress else None
+    seq_wrong = sym_wrong = 0
+    try:
+      for i in range(num_batches):
+        data = task.sample(data_seed(seed, EVAL_STREAM, length, i), batch, length)
+        take = min(batch, count - i * batch)
+        lens = jnp.full((batch,), length, jnp.int32)
+        any_wrong, num_wrong = jax.device_get(error_fn(variables, data.inputs, data.targets, lens))
+        seq_wrong += int(any_wrong[:take].sum())
+        sym_wrong += int(num_wrong[:take].sum())
+        if bar:
+          bar.update(i + 1, seq_err=seq_wrong / (i * batch + take))
+    except NotImplementedError as e:
+      results.append({"length": length, "not_applicable": str(e)})
+      continue
+    finally:
+      if bar:
+        bar.close()
+    results.append({"length": length, "num_examples": count,
+                    "sequence_error": seq_wrong / count,
+                    "symbol_error": sym_wrong / (count * length)})
+  return results
+
+
+def write_report(workdir: str, report: dict) -> str:
+  """Writes eval/step_<N>.json and a PNG plot of error against length; returns the JSON path."""
+  out_dir = os.path.join(workdir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+  path = os.path.join(out_dir, f"step_{report['step']}.json")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(report, f, indent=1)
+  os.replace(tmp, path)
+  _plot(report, os.path.join(out_dir, f"step_{report['step']}.png"))
+  return path
+
+
+def _plot(report: dict, path: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  rows = [r for r in report["results"] if "sequence_error" in r]
+  if not rows:
+    return
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  xs = [r["length"] for r in rows]
+  ax.plot(xs, [r["sequence_error"] for r in rows], "o-", label="sequence error")
+  ax.plot(xs, [r["symbol_error"] for r in rows], "s--", label="symbol error")
+  ax.axvline(report["train_max_length"], color="gray", lw=0.8, ls=":", label="train max length")
+  ax.set_xscale("log")
+  ax.set_ylim(-0.02, 1.02)
+  ax.set_xlabel("length")
+  ax.set_ylabel("error")
+  ax.set_title(f"{report['model']} on {report['task']}, step {report['step']}")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def format_table(report: dict) -> str:
+  lines = [f"{report['model']} on {report['task']} at step {report['step']} "
+           f"(trained up to length {report['train_max_length']})",
+           f"{'length':>8} {'examples':>9} {'seq_err':>9} {'sym_err':>10}"]
+  for r in report["results"]:
+    if "not_applicable" in r:
+      lines.append(f"{r['length']:>8}  not applicable: {r['not_applicable']}")
+    else:
+      lines.append(f"{r['length']:>8} {r['num_examples']:>9} {r['sequence_error']:>9.4f} "
+                   f"{r['symbol_error']:>10.6f}")
+  return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Metric writers: <workdir>/metrics.jsonl, TensorBoard event files, and a progress line."""
+
+import json
+import math
+import os
+import sys
+import time
+
+from tensorboardX import SummaryWriter
+
+
+class MetricWriter:
+  """Appends one JSON object per logging step and mirrors scalars to TensorBoard."""
+
+  def __init__(self, workdir: str, resume_step: int = 0):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._truncate_after(resume_step)
+    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def _truncate_after(self, step: int) -> None:
+    """Drops lines logged after the checkpoint we resume from: they will be logged again."""
+    if not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    with open(self.path, "w") as f:
+      f.writelines(kept)
+
+  def write(self, step: int, scalars: dict) -> None:
+    record = {"step": step, **{k: float(v) for k, v in scalars.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    for name, value in scalars.items():
+      if math.isfinite(float(value)):
+        self._tb.add_scalar(name, float(value), step)
+    self._tb.flush()
+
+  def close(self) -> None:
+    self._tb.close()
+
+
+class Progress:
+  """A one-line progress bar: a fixed-width bar, the count and whatever fields are given."""
+
+  def __init__(self, total: int, label: str = "", start: int = 0, stream=sys.stderr):
+    self.total, self.label, self.stream = total, label, stream
+    self._start_count, self._t0 = start, time.time()
+
+  def update(self, count: int, **fields) -> None:
+    frac = count / max(self.total, 1)
+    bar = "#" * int(20 * frac) + "." * (20 - int(20 * frac))
+    rate = (count - self._start_count) / max(time.time() - self._t0, 1e-9)
+    text = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in fields.items())
+    self.stream.write(f"\r{self.label}[{bar}] {count}/{self.total} {text} ({rate:.2f}/s)")
+    self.stream.flush()
+
+  def close(self) -> None:
+    self.stream.write("\n")
+    self.stream.flush()

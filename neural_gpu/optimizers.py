@@ -1,0 +1,85 @@
+"""Optimizers and learning-rate schedules, picked by name from `config.optimizer`.
+
+The trainer multiplies every update by a host-side `lr_scale` (decay on plateau or on stall), so
+the transformation built here holds the base learning rate and its schedule only.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def _adam(c):
+  return optax.scale_by_adam(b1=c.get("b1", 0.9), b2=c.get("b2", 0.999), eps=c.get("eps", 1e-4))
+
+
+def _adamax(c):
+  return optax.scale_by_adamax(b1=c.get("b1", 0.9), b2=c.get("b2", 0.999), eps=c.get("eps", 1e-8))
+
+
+def _rmsprop(c):
+  return optax.scale_by_rms(decay=c.get("decay", 0.9), eps=c.get("eps", 1e-8))
+
+
+def _adagrad(c):
+  return optax.scale_by_rss(initial_accumulator_value=0.1, eps=c.get("eps", 1e-7))
+
+
+def _momentum(c, nesterov=False):
+  return optax.trace(decay=c.get("momentum", 0.9), nesterov=nesterov)
+
+
+_DIRECTIONS = {
+    "sgd": lambda c: optax.identity(),
+    "momentum": _momentum,
+    "nesterov": lambda c: _momentum(c, nesterov=True),
+    "adagrad": _adagrad,
+    "rmsprop": _rmsprop,
+    "adam": _adam,
+    "adamax": _adamax,
+}
+
+
+def names() -> list[str]:
+  return sorted(_DIRECTIONS)
+
+
+def schedule(c) -> optax.Schedule:
+  """Base learning rate over steps: constant, exponential decay, or linear warmup then constant."""
+  lr = c.learning_rate
+  kind = c.get("schedule", "constant")
+  if kind == "constant":
+    return optax.constant_schedule(lr)
+  if kind == "exponential":
+    return optax.exponential_decay(lr, c.get("decay_steps", 1000), c.get("decay_rate", 0.5),
+                                   end_value=c.get("min_learning_rate", None))
+  if kind == "warmup":
+    return optax.linear_schedule(0.0, lr, c.get("warmup_steps", 500))
+  raise ValueError(f"unknown learning-rate schedule {kind!r}; valid: constant, exponential, warmup")
+
+
+def make(c) -> optax.GradientTransformation:
+  """Clip (global norm and/or per element), then the named direction, then -learning rate."""
+  if c.name not in _DIRECTIONS:
+    raise ValueError(f"unknown optimizer {c.name!r}; valid optimizers: {', '.join(names())}")
+  parts = []
+  if c.get("clip_value", 0.0):
+    parts.append(optax.clip(c.clip_value))
+  if c.get("clip_norm", 0.0):
+    parts.append(optax.clip_by_global_norm(c.clip_norm))
+  parts.append(_DIRECTIONS[c.name](c))
+  if c.get("weight_decay", 0.0):
+    parts.append(optax.add_decayed_weights(c.weight_decay))
+  parts.append(optax.scale_by_schedule(lambda step: -schedule(c)(step)))
+  return optax.chain(*parts)
+
+
+def gradient_noise(grads: Any, key: jax.Array, step: jax.Array, eta: float, decay: float) -> Any:
+  """Adds N(0, eta / (1 + step)^decay) to every gradient (the annealed noise of Neelakantan et al.)."""
+  std = jnp.sqrt(eta / (1.0 + step.astype(jnp.float32)) ** decay)
+  leaves, treedef = jax.tree.flatten(grads)
+  keys = jax.random.split(key, len(leaves))
+  noisy = [g + std * jax.random.normal(k, g.shape, g.dtype) for g, k in zip(leaves, keys)]
+  return jax.tree.unflatten(treedef, noisy)

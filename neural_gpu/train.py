@@ -1,0 +1,377 @@
+"""The trainer: `train_and_evaluate(config, workdir)`.
+
+Device state is a `TrainState` pytree (step, params, optimizer state, mutable model collections).
+Host state is a JSON dict (curriculum, learning-rate scale, relaxation pull, saturation weight,
+loss history). Both go into every checkpoint, and every random draw of step t comes from
+fold_in(key(config.seed), t), so a resumed run continues exactly as if it had never stopped.
+"""
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import tasks
+from neural_gpu import checkpoint as ckpt_lib
+from neural_gpu import curriculum as curriculum_lib
+from neural_gpu import evaluate as eval_lib
+from neural_gpu import models, optimizers
+from neural_gpu.metrics import MetricWriter, Progress
+from neural_gpu.models import ngpu
+
+TRAIN_STREAM = 0
+CURRICULUM_EVAL_STREAM = 2
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (non-finite loss, incompatible workdir); the message says why."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  model_state: Any  # mutable collections such as batch_stats; {} for most models
+
+
+def split_name(section) -> tuple[str, dict]:
+  """A config section {'name': n, **params} -> (n, params)."""
+  params = dict(section)
+  return params.pop("name"), params
+
+
+def build_task(config):
+  name, params = split_name(config.task)
+  return tasks.get(name, **params)
+
+
+def build_model(config, task):
+  name, params = split_name(config.model)
+  return models.get(name, task.vocab_size, **params)
+
+
+def is_relaxed(config) -> bool:
+  return config.model.name == "neural_gpu" and config.model.get("relax_copies", 1) > 1
+
+
+def masked_cross_entropy(logits, targets, lengths, label_smoothing: float = 0.0):
+  """Mean softmax cross-entropy over the real (unpadded) positions, and the error counts."""
+  vocab = logits.shape[-1]
+  real = (jnp.arange(targets.shape[1])[None, :] < lengths[:, None]).astype(jnp.float32)
+  labels = jax.nn.one_hot(targets, vocab)
+  if label_smoothing:
+    labels = labels * (1.0 - label_smoothing) + label_smoothing / vocab
+  xent = -jnp.sum(labels * jax.nn.log_softmax(logits), axis=-1)
+  loss = jnp.sum(xent * real) / jnp.maximum(jnp.sum(real), 1.0)
+  wrong = (jnp.argmax(logits, -1) != targets) * real
+  seq_err = jnp.mean(jnp.any(wrong > 0, axis=1).astype(jnp.float32))
+  sym_err = jnp.sum(wrong) / jnp.maximum(jnp.sum(real), 1.0)
+  return loss, seq_err, sym_err
+
+
+def make_train_step(config, model, optimizer):
+  """Returns the jit'd step (state, batches, hyper) -> (state, metrics).
+
+  batches: a tuple of (inputs, targets, lengths), one per length bin of the step (one compile
+  per distinct tuple of shapes). hyper: dict of float scalars the host may change between steps
+  (lr_scale, pull, saturation_weight, tied) so changing them never recompiles.
+  """
+  root_key = jax.random.key(config.seed)
+  opt = config.optimizer
+  relaxed = is_relaxed(config)
+  smoothing = config.train.get("label_smoothing", 0.0)
+
+  def loss_fn(params, model_state, batches, key, hyper):
+    totals = {"loss": 0.0, "seq_err": 0.0, "sym_err": 0.0}
+    penalties = {}
+    new_state = model_state
+    for i, (inputs, targets, lengths) in enumerate(batches):
+      variables = {"params": params, **new_state}
+      rngs = {"dropout": jax.random.fold_in(key, i)}
+      if new_state:
+        out, new_state = model.apply(variables, inputs, lengths, train=True, rngs=rngs,
+                                     mutable=list(new_state))
+      else:
+        out = model.apply(variables, inputs, lengths, train=True, rngs=rngs)
+      loss, seq_err, sym_err = masked_cross_entropy(out.logits, targets, lengths, smoothing)
+      for name, value in zip(("loss", "seq_err", "sym_err"), (loss, seq_err, sym_err)):
+        totals[name] += value / len(batches)
+      for name, value in out.penalties.items():
+        penalties[name] = penalties.get(name, 0.0) + value / len(batches)
+    objective = totals["loss"]
+    if "saturation" in penalties:
+      objective += hyper["saturation_weight"] * penalties["saturation"]
+    if relaxed:
+      penalties["relaxation"] = ngpu.relaxation_penalty(params)
+      objective += hyper["pull"] * penalties["relaxation"]
+    return objective, (new_state, {**totals, **penalties})
+
+  @jax.jit
+  def train_step(state, batches, hyper):
+    key = jax.random.fold_in(jax.random.fold_in(root_key, TRAIN_STREAM), state.step)
+    model_key, noise_key = jax.random.split(key)
+    grads, (model_state, metrics) = jax.grad(loss_fn, has_aux=True)(
+        state.params, state.model_state, batches, model_key, hyper)
+    if opt.get("grad_noise", 0.0):
+      grads = optimizers.gradient_noise(grads, noise_key, state.step, opt.grad_noise,
+                                        opt.get("grad_noise_decay", 0.55))
+    metrics["grad_norm"] = optax_global_norm(grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    updates = jax.tree.map(lambda u: u * hyper["lr_scale"], updates)
+    params = jax.tree.map(lambda p, u: p + u, state.params, updates)
+    if relaxed:  # once tied for good, keep every copy equal to their mean
+      tied = ngpu.tie_copies(params)
+      params = jax.tree.map(lambda a, b: jnp.where(hyper["tied"] > 0, a, b), tied, params)
+    metrics["param_norm"] = optax_global_norm(params)
+    return TrainState(state.step + 1, params, opt_state, model_state), metrics
+
+  return train_step
+
+
+def optax_global_norm(tree) -> jax.Array:
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
+def pad_to(array: np.ndarray, width: int) -> np.ndarray:
+  return np.pad(array, ((0, 0), (0, width - array.shape[1])))
+
+
+class Trainer:
+  """Holds everything one run needs; `run()` trains to config.train.num_steps."""
+
+  def __init__(self, config, workdir: str):
+    self.config, self.workdir = config, workdir
+    self.task = build_task(config)
+    self.model = build_model(config, self.task)
+    self.optimizer = optimizers.make(config.optimizer)
+    self.curriculum = curriculum_lib.get(config.curriculum, self.task, config.train.max_length)
+    self.max_length = self.curriculum.max_length
+    self.buckets = curriculum_lib.make_buckets(self.max_length, self.curriculum.all_lengths())
+    self.train_step = make_train_step(config, self.model, self.optimizer)
+    self.error_fn = eval_lib.make_error_fn(self.model)
+
+  # -- state -------------------------------------------------------------------------------
+  def init_state(self) -> TrainState:
+    key = jax.random.fold_in(jax.random.key(self.config.seed), 1 << 20)
+    sample = jnp.zeros((1, self.max_length), jnp.int32)
+    variables = self.model.init({"params": key, "dropout": key}, sample,
+                                jnp.array([self.max_length]), train=False)
+    variables = dict(variables)
+    params = variables.pop("params")
+    return TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params), variables)
+
+  def init_host(self) -> dict:
+    return {
+        "curriculum": self.curriculum.init_state(),
+        "lr_scale": 1.0,
+        "pull": self.config.train.get("pull_start", 5e-4),
+        "tied": 0.0,
+        "saturation_weight": self.config.train.get("saturation_weight", 1e-5),
+        "loss_history": [],
+        "window": {"loss": 0.0, "saturation": 0.0, "count": 0},
+    }
+
+  def hyper(self, host: dict) -> dict:
+    keys = ("lr_scale", "pull", "saturation_weight", "tied")
+    return {k: jnp.asarray(host[k], jnp.float32) for k in keys}
+
+  # -- data --------------------------------------------------------------------------------
+  def step_rng(self, step: int) -> np.random.Generator:
+    return np.random.default_rng(eval_lib.data_seed(self.config.seed, TRAIN_STREAM, step))
+
+  def batches(self, step: int, host: dict):
+    rng = self.step_rng(step)
+    out = []
+    for length in self.curriculum.lengths(host["curriculum"], rng):
+      data = self.task.sample(tuple(rng.integers(0, 2**31, 2)), self.config.train.batch_size,
+                              length)
+      width = curriculum_lib.bucket_for(length, self.buckets)
+      lens = np.full((data.inputs.shape[0],), length, np.int32)
+      out.append((pad_to(data.inputs, width), pad_to(data.targets, width), lens))
+    return tuple(out)
+
+  # -- host-side schedule ----------------------------------------------------------------
+  def curriculum_error(self, state: TrainState, host: dict, step: int) -> float:
+    """Sequence error on a fresh batch at the current curriculum length."""
+    length = self.curriculum.current_length(host["curriculum"])
+    data = self.task.sample(eval_lib.data_seed(self.config.seed, CURRICULUM_EVAL_STREAM, step),
+                            self.config.train.batch_size, length)
+    width = curriculum_lib.bucket_for(length, self.buckets)
+    lens = jnp.full((data.inputs.shape[0],), length, jnp.int32)
+    variables = {"params": state.params, **state.model_state}
+    any_wrong, _ = self.error_fn(variables, pad_to(data.inputs, width),
+                                 pad_to(data.targets, width), lens)
+    return float(np.mean(jax.device_get(any_wrong)))
+
+  def on_decision(self, state: TrainState, host: dict, step: int) -> tuple[TrainState, dict]:
+    """Every curriculum.every_steps: curriculum advance, lr decay, relaxation, saturation."""
+    cfg = self.config
+    host = json.loads(json.dumps(host))  # a copy
+    window = host["window"]
+    mean_loss = window["loss"] / max(window["count"], 1)
+    # Learning rate x decay when the loss is worse than at the last few decisions.
+    history = host["loss_history"]
+    patience = cfg.train.get("plateau_patience", 3)
+    if len(history) >= patience and mean_loss > max(history[-patience:]):
+      floor = cfg.train.get("min_lr_scale", 0.0)
+      host["lr_scale"] = max(host["lr_scale"] * cfg.train.get("plateau_decay", 0.98), floor)
+    host["loss_history"] = (history + [mean_loss])[-patience:]
+    # DNGPU: keep the saturation term near lr * task loss.
+    if window["saturation"] > 0:
+      lr = cfg.optimizer.learning_rate * host["lr_scale"]
+      target = lr * mean_loss / (window["saturation"] / max(window["count"], 1))
+      host["saturation_weight"] = float(np.clip(target, 1e-20, 1e-3))
+    host["window"] = {"loss": 0.0, "saturation": 0.0, "count": 0}
+
+    error = self.curriculum_error(state, host, step)
+    host["curriculum"], advanced = self.curriculum.decide(host["curriculum"], error)
+    host["curriculum_error"] = error
+    if is_relaxed(cfg) and advanced:
+      if host["pull"] < cfg.train.get("pull_max", 0.1):
+        host["pull"] *= cfg.train.get("pull_growth", 1.2)
+      else:
+        state = state.replace(params=ngpu.tie_copies(state.params))
+    if is_relaxed(cfg) and self.curriculum.at_max(host["curriculum"]) and not host["tied"]:
+      host["tied"] = 1.0
+      state = state.replace(params=ngpu.tie_copies(state.params))
+    return state, host
+
+  # -- main loop ---------------------------------------------------------------------------
+  def run(self) -> TrainState:
+    cfg = self.config
+    checkpoints = ckpt_lib.Checkpointer(self.workdir, cfg.checkpoint.get("max_to_keep", 3))
+    state, host = self.init_state(), self.init_host()
+    start = checkpoints.latest_step()
+    if start is not None:
+      state, host = checkpoints.restore(start, state)
+      print(f"resuming from step {start} in {checkpoints.directory}", flush=True)
+    start = int(state.step)
+    writer = MetricWriter(self.workdir, resume_step=start)
+    total = cfg.train.num_steps
+    log_every = cfg.train.get("log_every", 50)
+    decide_every = cfg.curriculum.get("every_steps", 200)
+    ckpt_every = cfg.checkpoint.every_steps
+    bar = Progress(total, label="train ", start=start)
+    pending = []  # device metrics not yet pulled to the host
+    last_good = start if checkpoints.latest_step() is not None else None
+    t0 = time.time()
+
+    def pull(step):
+      """Brings pending metrics to the host; raises on a non-finite loss."""
+      nonlocal pending
+      if not pending:
+        return None
+      values = jax.device_get([m for _, m in pending])
+      steps = [s for s, _ in pending]
+      pending = []
+      for s, m in zip(steps, values):
+        if not math.isfinite(float(m["loss"])):
+          where = (f"last good checkpoint: step {last_good} in {checkpoints.directory}"
+                   if last_good is not None else "no checkpoint was written")
+          raise TrainingError(f"non-finite loss at step {s}; stopping ({where})")
+        host["window"]["loss"] += float(m["loss"])
+        host["window"]["saturation"] += float(m.get("saturation", 0.0))
+        host["window"]["count"] += 1
+      return {k: float(np.mean([v[k] for v in values])) for k in values[-1]}
+
+    try:
+      for step in range(start, total):
+        batches = self.batches(step, host)
+        state, metrics = self.train_step(state, batches, self.hyper(host))
+        pending.append((step, metrics))
+        done = step + 1
+        if done % log_every == 0 or done == total:
+          means = pull(done)
+          means.update(length=self.curriculum.current_length(host["curriculum"]),
+                       lr_scale=host["lr_scale"], steps_per_second=(done - start) / (time.time() - t0))
+          writer.write(done, means)
+          bar.update(done, len=means["length"], loss=means["loss"], seq_err=means["seq_err"],
+                     sym_err=means["sym_err"])
+        if done % decide_every == 0:
+          pull(done)
+          state, host = self.on_decision(state, host, done)
+        if done % ckpt_every == 0 or done == total:
+          pull(done)
+          checkpoints.save(done, state, host)
+          last_good = done
+    finally:
+      bar.close()
+      writer.close()
+      checkpoints.close()
+    return state
+
+
+def save_config(config, workdir: str) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  with open(path + ".tmp", "w") as f:
+    f.write(config.to_json(indent=1))
+  os.replace(path + ".tmp", path)
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise TrainingError(f"no config.json in {workdir}: train there first "
+                        "(python launch.py --config=... --workdir=...)")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def check_compatible(config, workdir: str) -> None:
+  """A workdir with a saved config only accepts a config for the same task and model."""
+  if not os.path.exists(os.path.join(workdir, "config.json")):
+    return
+  saved = load_config(workdir)
+  for section in ("task", "model"):
+    if saved[section].to_dict() != config[section].to_dict():
+      raise TrainingError(
+          f"{workdir} holds a run with {section} {saved[section].to_dict()}, but the config asks "
+          f"for {config[section].to_dict()}; use a new --workdir")
+
+
+def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
+                        config=None, progress: bool = True) -> dict:
+  """Loads the saved config and a checkpoint (latest unless `step`), evaluates, writes the report."""
+  config = config or load_config(workdir)
+  if not ckpt_lib.has_checkpoint(workdir):
+    raise TrainingError(f"no checkpoint in {workdir}/checkpoints: train first")
+  trainer = Trainer(config, workdir)
+  checkpoints = ckpt_lib.Checkpointer(workdir, create=False)
+  step = checkpoints.latest_step() if step is None else step
+  if step not in checkpoints.all_steps():
+    raise TrainingError(f"no checkpoint for step {step} in {checkpoints.directory}; "
+                        f"available: {checkpoints.all_steps()}")
+  state, _ = checkpoints.restore(step, trainer.init_state())
+  checkpoints.close()
+  lengths = list(lengths or config.eval.lengths)
+  if num_examples is None:
+    num_examples = config.eval.num_examples
+    if not np.isscalar(num_examples):
+      num_examples = list(num_examples)
+      if len(num_examples) != len(lengths):  # lengths came from the command line
+        num_examples = max(num_examples)
+  variables = {"params": state.params, **state.model_state}
+  results = eval_lib.evaluate_lengths(trainer.model, variables, trainer.task, lengths,
+                                      num_examples, config.seed, trainer.error_fn, progress)
+  report = {"step": int(step), "task": config.task.name, "model": config.model.name,
+            "train_max_length": trainer.max_length, "results": results}
+  eval_lib.write_report(workdir, report)
+  return report
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains (resuming from the latest checkpoint in workdir, if any), then evaluates."""
+  check_compatible(config, workdir)
+  trainer = Trainer(config, workdir)  # validates task, model and curriculum before any write
+  save_config(config, workdir)
+  trainer.run()
+  return evaluate_checkpoint(workdir, config=config)
