@@ -50,17 +50,14 @@ class Curriculum:
     """Given the sequence error at the current length, returns (new state, advanced?)."""
     return state, False
 
-  def all_lengths(self) -> list[int]:
-    """Every length this curriculum can ask for (to bound the number of compiled buckets)."""
-    return self.task.valid_lengths(self.max_length)
+  def extra_buckets(self) -> list[int]:
+    """Lengths that should be buckets of their own (trained every step, so never padded)."""
+    return [self.max_length]
 
 
 class Fixed(Curriculum):
   """No curriculum: every step trains at the maximal length."""
   name = "fixed"
-
-  def all_lengths(self):
-    return [self.max_length]
 
 
 class NGPU(Curriculum):
@@ -111,7 +108,7 @@ class AllBins(Curriculum):
   def lengths(self, state, rng):
     return self._bins()
 
-  def all_lengths(self):
+  def extra_buckets(self):
     return self._bins()
 
 

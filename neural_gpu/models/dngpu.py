@@ -51,11 +51,11 @@ class DNGPU(nn.Module):
     output = self.param("output", common.fan_in_init(m), (m, self.vocab_size))
     output_bias = self.param("output_bias", nn.initializers.zeros, (self.vocab_size,))
 
-    mask = common.length_mask(lengths, width)
+    mask = common.length_mask(lengths, width).astype(input_proj.dtype)
     # One-hot then a 1x1 projection is a row lookup; PAD maps to 0 like every masked cell.
     input_pre = input_proj[inputs] * (inputs > 0)[..., None]
     state = common.hard_tanh(input_pre) * mask
-    gate_offset = jnp.concatenate([jnp.full((m,), 0.5), jnp.full((m,), 0.7)])
+    gate_offset = jnp.concatenate([jnp.full((m,), 0.5), jnp.full((m,), 0.7)]).astype(state.dtype)
     use_dropout = train and self.dropout > 0.0
     dropout_key = self.make_rng("dropout") if use_dropout else None
 
@@ -77,7 +77,7 @@ class DNGPU(nn.Module):
                   + jnp.sum(jax.nn.relu(jnp.abs(cand_pre) - SATURATION_LIMIT) * real))
       return (jnp.where(running, new, state), sat + step_sat), None
 
-    (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), jnp.float32)), jnp.arange(width))
+    (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), state.dtype)), jnp.arange(width))
     # Mean over (step, cell, unit): example b runs lengths[b] steps over lengths[b] cells.
     cell_steps = jnp.maximum(jnp.sum(lengths.astype(jnp.float32) ** 2), 1.0)
     sat_cost = sat / (cell_steps * 3 * m)

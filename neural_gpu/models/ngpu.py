@@ -6,15 +6,35 @@ three width taps against a kernel that is banded in height (built once per call,
 time loop). XLA's CPU convolution is very slow at these channel counts; the matmul form is the
 same arithmetic. `conv_impl='conv'` keeps the plain lax convolution as a reference and for
 backends where the library convolution wins.
+
+The matmul form runs its time loop through `fast_scan.cgru_scan`, whose reverse pass is written
+by hand (custom VJP): the weight gradients become one large matmul over all steps after the
+loop instead of one small accumulation per step, which is what made autodiff through `lax.scan`
+slow on the CPU. `custom_vjp=False` keeps plain autodiff of the same loop (for tests);
+`remat=True` saves only the per-step state and recomputes the rest in the reverse pass.
 """
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from neural_gpu.models import common
+from neural_gpu.models import common, fast_scan
 
 RELAXED_PARAMS = ("gate_kernel", "gate_bias", "cand_kernel", "cand_bias")
+
+# conv_impl='auto' picks per backend. On the 2-core CPU the banded matmul with the custom VJP is
+# ~20x faster than XLA's convolution (BENCHMARKS.md). GPU/TPU figures are pending: the matmul
+# form is used there too until measured otherwise.
+AUTO_CONV_IMPL = {"cpu": "matmul"}
+CONV_IMPLS = ("auto", "matmul", "conv")
+
+
+def resolve_conv_impl(conv_impl: str) -> str:
+  if conv_impl not in CONV_IMPLS:
+    raise ValueError(f"conv_impl must be one of {', '.join(CONV_IMPLS)}, got {conv_impl!r}")
+  if conv_impl == "auto":
+    return AUTO_CONV_IMPL.get(jax.default_backend(), "matmul")
+  return conv_impl
 
 
 def fold_kernel(kernel: jax.Array, height: int) -> jax.Array:
@@ -56,7 +76,13 @@ class NeuralGPU(nn.Module):
     cutoff: c of the cutoff gate.
     dropout: rate of recurrent-state dropout (keep = 1 - dropout * 8 / L), training only.
     relax_copies: r, parameter-sharing relaxation; step t uses copy t mod r.
-    conv_impl: 'matmul' (banded matmul) or 'conv' (lax convolution); the same function.
+    conv_impl: 'matmul' (banded matmul), 'conv' (lax convolution; the reference), or 'auto'
+      (per backend, see AUTO_CONV_IMPL); the same function.
+    custom_vjp: with 'matmul', run the loop through `fast_scan.cgru_scan` (hand-written reverse
+      pass). False: plain autodiff through `lax.scan`.
+    remat: keep only the per-step state for the reverse pass and recompute each step there
+      (`jax.checkpoint` of the step when not using the custom VJP): much less memory for large
+      nmaps, about one extra forward pass of compute.
   """
   vocab_size: int
   nmaps: int = 24
@@ -65,14 +91,15 @@ class NeuralGPU(nn.Module):
   cutoff: float = 1.2
   dropout: float = 0.0
   relax_copies: int = 1
-  conv_impl: str = "matmul"
+  conv_impl: str = "auto"
+  custom_vjp: bool = True
+  remat: bool = False
 
   @nn.compact
   def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False):
     batch, width = inputs.shape
     m, h, layers, r = self.nmaps, self.height, self.num_layers, self.relax_copies
-    if self.conv_impl not in ("matmul", "conv"):
-      raise ValueError(f"conv_impl must be 'matmul' or 'conv', got {self.conv_impl!r}")
+    conv_impl = resolve_conv_impl(self.conv_impl)
 
     embedding = self.param("embedding", nn.initializers.uniform(3.4), (self.vocab_size, m))
     embedding = (embedding - 1.7) * (jnp.arange(self.vocab_size) > 0)[:, None]  # PAD stays 0
@@ -84,15 +111,15 @@ class NeuralGPU(nn.Module):
     output = self.param("output", common.fan_in_init(m), (m, self.vocab_size))
     output_bias = self.param("output_bias", nn.initializers.zeros, (self.vocab_size,))
 
-    mask = common.length_mask(lengths, width)
+    mask = common.length_mask(lengths, width).astype(embedding.dtype)
     row0 = jnp.tanh(embedding[inputs]) @ input_proj
-    state = jnp.concatenate([row0, jnp.zeros((batch, width, (h - 1) * m))], axis=-1) * mask
+    state = jnp.concatenate([row0, jnp.zeros((batch, width, (h - 1) * m), row0.dtype)], axis=-1) * mask
 
     # Fold biases over height; +1.0 on the gates as in the reference, so they start open-ish.
     gate_bias_f = jnp.concatenate(
         [jnp.tile(gate_bias[..., :m], h), jnp.tile(gate_bias[..., m:], h)], axis=-1) + 1.0
     cand_bias_f = jnp.tile(cand_bias, h)
-    if self.conv_impl == "matmul":
+    if conv_impl == "matmul":
       fold = jax.vmap(jax.vmap(lambda k: fold_kernel(k, h)))
       gate_w = jnp.concatenate([fold(gate_kernel[..., :m]), fold(gate_kernel[..., m:])], axis=-1)
       cand_w = fold(cand_kernel)
@@ -105,6 +132,14 @@ class NeuralGPU(nn.Module):
     keep = jnp.clip(1.0 - self.dropout * 8.0 / jnp.max(lengths).astype(jnp.float32), 0.5, 1.0)
     dropout_key = self.make_rng("dropout") if use_dropout else None
     hm = h * m
+
+    if conv_impl == "matmul" and self.custom_vjp:
+      spec = fast_scan.ScanSpec(num_layers=layers, relax_copies=r, cutoff=self.cutoff,
+                                dropout=use_dropout, remat=self.remat)
+      weights = fast_scan.Weights(gate_w, gate_bias_f, cand_w, cand_bias_f)
+      state = fast_scan.cgru_scan(spec, weights, state, lengths, keep, dropout_key)
+      logits = state[..., :m] @ output + output_bias
+      return common.ModelOutput(logits, {})
 
     def step(state, t):
       copy = t % r
@@ -121,6 +156,8 @@ class NeuralGPU(nn.Module):
       running = (t < lengths)[:, None, None]
       return jnp.where(running, new, state), None
 
+    if self.remat:
+      step = jax.checkpoint(step)
     state, _ = jax.lax.scan(step, state, jnp.arange(width))
     logits = state[..., :m] @ output + output_bias
     return common.ModelOutput(logits, {})

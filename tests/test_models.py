@@ -1,0 +1,115 @@
+"""The Neural GPU models: shapes, bucket invariance, reference formulation, gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from neural_gpu import models
+from neural_gpu.models import ngpu
+
+
+def _batch(rng, vocab, batch, width, lengths):
+  x = rng.integers(1, vocab, (batch, width))
+  x[np.arange(width)[None, :] >= np.asarray(lengths)[:, None]] = 0
+  return jnp.asarray(x, jnp.int32), jnp.asarray(lengths, jnp.int32)
+
+
+@pytest.mark.parametrize("name,params", [("neural_gpu", dict(nmaps=6)), ("dngpu", dict(nmaps=9))])
+def test_same_example_same_logits_in_every_bucket(name, params):
+  model = models.get(name, 4, **params)
+  x, lens = _batch(np.random.default_rng(0), 4, 3, 7, [7, 5, 2])
+  variables = model.init(jax.random.key(0), x, lens)
+  base = model.apply(variables, x, lens).logits
+  assert base.shape == (3, 7, 4)
+  for width in (8, 12, 16):
+    wide = jnp.pad(x, ((0, 0), (0, width - 7)))
+    out = model.apply(variables, wide, lens).logits
+    np.testing.assert_allclose(out[:, :7], base, atol=1e-6)
+
+
+def test_example_result_does_not_depend_on_its_batch_neighbours():
+  model = models.get("neural_gpu", 4, nmaps=6)
+  x, lens = _batch(np.random.default_rng(1), 4, 2, 8, [8, 3])
+  variables = model.init(jax.random.key(0), x, lens)
+  both = model.apply(variables, x, lens).logits
+  alone = model.apply(variables, x[1:], lens[1:]).logits
+  np.testing.assert_allclose(both[1:], alone, atol=1e-6)
+
+
+def test_banded_matmul_equals_lax_convolution():
+  rng = np.random.default_rng(2)
+  fast = models.get("neural_gpu", 5, nmaps=8, relax_copies=3)
+  slow = models.get("neural_gpu", 5, nmaps=8, relax_copies=3, conv_impl="conv")
+  x, lens = _batch(rng, 5, 4, 10, [10, 9, 4, 1])
+  variables = fast.init(jax.random.key(3), x, lens)
+  np.testing.assert_allclose(fast.apply(variables, x, lens).logits,
+                             slow.apply(variables, x, lens).logits, atol=1e-5)
+
+
+def test_fold_kernel_is_a_3x3_same_convolution():
+  kernel = jax.random.normal(jax.random.key(0), (3, 3, 2, 2))
+  state = jax.random.normal(jax.random.key(1), (2, 6, 4 * 2))
+  from neural_gpu.models import common
+  np.testing.assert_allclose(common.width3_taps(state) @ ngpu.fold_kernel(kernel, 4),
+                             ngpu.conv3x3(state, kernel, 4), atol=1e-5)
+
+
+@pytest.mark.parametrize("name,params", [("neural_gpu", dict(nmaps=3, num_layers=1, height=2)),
+                                         ("dngpu", dict(nmaps=3))])
+def test_gradients_match_finite_differences(name, params):
+  model = models.get(name, 3, **params)
+  x, lens = _batch(np.random.default_rng(4), 3, 2, 4, [4, 3])
+  targets = jnp.asarray(np.random.default_rng(5).integers(0, 3, (2, 4)), jnp.int32)
+  variables = model.init(jax.random.key(0), x, lens)
+  with jax.enable_x64(True):
+    params64 = jax.tree.map(lambda p: p.astype(jnp.float64), variables["params"])
+
+    @jax.jit
+    def loss(p):
+      logits = model.apply({"params": p}, x, lens).logits
+      return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1))
+
+    check_grads(loss, (params64,), order=1, modes=["rev"], atol=1e-4, rtol=1e-3)
+
+
+def test_dropout_only_in_training():
+  model = models.get("neural_gpu", 4, nmaps=6, dropout=0.3)
+  x, lens = _batch(np.random.default_rng(6), 4, 2, 8, [8, 8])
+  variables = model.init(jax.random.key(0), x, lens)
+  a = model.apply(variables, x, lens).logits
+  b = model.apply(variables, x, lens).logits
+  np.testing.assert_array_equal(a, b)
+  c = model.apply(variables, x, lens, train=True, rngs={"dropout": jax.random.key(1)}).logits
+  assert not np.allclose(a, c)
+
+
+def test_dngpu_reports_saturation_cost():
+  model = models.get("dngpu", 4, nmaps=6)
+  x, lens = _batch(np.random.default_rng(7), 4, 2, 8, [8, 5])
+  variables = model.init(jax.random.key(0), x, lens)
+  out = model.apply(variables, x, lens)
+  assert float(out.penalties["saturation"]) >= 0.0
+  big = jax.tree.map(lambda p: p * 10, variables)
+  assert float(model.apply(big, x, lens).penalties["saturation"]) > float(
+      out.penalties["saturation"])
+
+
+def test_relaxation_penalty_and_tying():
+  model = models.get("neural_gpu", 4, nmaps=4, relax_copies=3)
+  x, lens = _batch(np.random.default_rng(8), 4, 1, 5, [5])
+  params = model.init(jax.random.key(0), x, lens)["params"]
+  assert params["gate_kernel"].shape[0] == 3
+  assert float(ngpu.relaxation_penalty(params)) > 0
+  tied = ngpu.tie_copies(params)
+  assert float(ngpu.relaxation_penalty(tied)) == pytest.approx(0.0, abs=1e-10)
+  for name in ngpu.RELAXED_PARAMS:
+    np.testing.assert_allclose(tied[name][0], params[name].mean(axis=0), rtol=1e-6)
+
+
+def test_unknown_model_and_parameter():
+  with pytest.raises(ValueError, match="valid models: .*dngpu.*neural_gpu"):
+    models.get("transformer", 4)
+  with pytest.raises(ValueError, match="no parameter.*nmap.*valid: .*nmaps"):
+    models.get("neural_gpu", 4, nmap=3)
