@@ -4,6 +4,7 @@
   python launch.py --config=experiments/badd.py:neural_gpu --workdir=runs/badd_ngpu
   python launch.py --config=experiments/copy.py --workdir=runs/copy --config.train.num_steps=500
   python launch.py --mode=eval --workdir=runs/default --lengths=41,401 --num_examples=64
+  python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
 """
 
 import os
@@ -24,6 +25,10 @@ flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then evaluate), or
 flags.DEFINE_integer("step", None, "eval: checkpoint step (default: latest).")
 flags.DEFINE_list("lengths", None, "eval: lengths to test (default: the config's eval.lengths).")
 flags.DEFINE_integer("num_examples", None, "eval: examples per length (default: from config).")
+flags.DEFINE_bool("sweep", False, "Run every point of the config file's sweep() in its own "
+                  "<workdir>/<index>_<name>/, then write summary.md/json there; "
+                  "--config.* overrides apply to every point and win (neural_gpu/sweep.py).")
+flags.DEFINE_integer("parallel", 1, "sweep: points run at a time, as separate processes.")
 FLAGS = flags.FLAGS
 
 
@@ -35,6 +40,15 @@ def fail(message: str) -> None:
 def main(argv):
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=DIR")
+  if FLAGS.sweep or FLAGS.parallel != 1:
+    from neural_gpu import sweep  # imports no JAX: the points run as launch.py subprocesses
+    if not FLAGS.sweep or FLAGS.mode != "train":
+      fail("--parallel needs --sweep" if not FLAGS.sweep else "--sweep trains; drop --mode=eval")
+    try:
+      sweep.main(FLAGS["config"], FLAGS.workdir, FLAGS.parallel, os.path.abspath(__file__))
+    except ValueError as e:
+      fail(str(e).splitlines()[0])
+    return
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                         os.path.join(os.path.expanduser("~"), ".cache", "neural_gpu_jax"))

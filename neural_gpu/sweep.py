@@ -322,7 +322,8 @@ def write_summary(root: str, config_path: str, command_line: Mapping[str, Any],
   for p, r in zip(points, rows):
     status = r["status"] if not r["error"] else f"{r['status']}: {r['error'][:160]}"
     train = r["train"] or {}
-    cells = ([r["name"]] + [_cell(p.overrides[k]) if k in p.overrides else "" for k in keys]
+    cells = ([r["name"]]
+             + [_cell(_short_value(p.overrides[k])) if k in p.overrides else "" for k in keys]
              + [_cell(status), f"{r['steps']}/{r['num_steps']}", _cell(train.get("seq_err")),
                 _cell(train.get("sym_err"))])
     for l in lengths:
