@@ -70,8 +70,15 @@ def main(argv):
   print(f"wrote {os.path.join(workdir, 'eval', 'step_%d.json' % report['step'])}")
 
 
-if __name__ == "__main__":
+def parse_flags(argv):
+  """absl parsing, but a bad flag or config override is one line and exit 1, not a traceback."""
   try:
-    app.run(main)
-  except flags.Error as e:  # e.g. a misspelt --config.x.y override
-    fail(f"{e}")
+    return FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    message = str(e.args[0] if e.args else type(e).__name__)
+    message = " ".join(message.replace("\\n", " ").replace("\\'", "").split())
+    fail(f"bad flag or config override ({message}); check the field names in the config file")
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=parse_flags)

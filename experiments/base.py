@@ -14,7 +14,8 @@ MODEL_DEFAULTS = {
 }
 OPTIMIZER_DEFAULTS = {
     "neural_gpu": dict(name="adam", learning_rate=1e-3, eps=1e-4, clip_norm=1.0),
-    "dngpu": dict(name="adamax", learning_rate=1e-2, eps=1e-8, clip_norm=1.0),
+    "dngpu": dict(name="adamax", learning_rate=1e-2, eps=1e-8, clip_norm=1.0,
+                  b2_schedule="dngpu"),
 }
 CURRICULUM_DEFAULTS = {
     "neural_gpu": dict(name="ngpu", start_length=6, min_length=3, threshold=0.15,
@@ -34,10 +35,11 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       max_length=41,
       log_every=50,
       label_smoothing=0.0,
-      saturation_weight=1e-5,  # DNGPU start value; re-estimated at every curriculum decision
+      saturation_weight=1e-3,  # DNGPU start value; re-estimated at every curriculum decision
       pull_start=5e-4,  # relaxation pull (neural_gpu with relax_copies > 1)
       pull_growth=1.2,
       pull_max=0.1,
+      plateau_rule="ngpu",  # or "dngpu"
       plateau_patience=3,
       plateau_decay=0.98,
       min_lr_scale=0.0,
@@ -46,6 +48,10 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
                      **OPTIMIZER_DEFAULTS.get(model, dict(name="adam", learning_rate=1e-3,
                                                           eps=1e-4, clip_norm=1.0)))
   c.curriculum = dict(CURRICULUM_DEFAULTS.get(model, dict(name="fixed", every_steps=200)))
+  if model == "dngpu":  # the DNGPU schedule: lr x0.7 on a stall, floor lr/60
+    c.train.update(plateau_rule="dngpu", plateau_decay=0.7, min_lr_scale=1 / 60)
+    c.model.dropout = 0.1
+    c.train.plateau_patience = 2
   c.checkpoint = dict(every_steps=200, max_to_keep=3)
   c.eval = dict(lengths=(41, 401), num_examples=(256, 64))
   return c

@@ -4,7 +4,7 @@ The trainer multiplies every update by a host-side `lr_scale` (decay on plateau 
 the transformation built here holds the base learning rate and its schedule only.
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,39 @@ def _adam(c):
 
 
 def _adamax(c):
+  if c.get("b2_schedule", "constant") == "dngpu":
+    return scale_by_adamax_dngpu(b1=c.get("b1", 0.9), eps=c.get("eps", 1e-8))
   return optax.scale_by_adamax(b1=c.get("b1", 0.9), b2=c.get("b2", 0.999), eps=c.get("eps", 1e-8))
+
+
+def dngpu_b2(step):
+  """DNGPU: beta2 = 1 - max(5e-4, 0.01 * 0.5^(step / 2000)); short memory early, long later."""
+  return 1.0 - jnp.maximum(5e-4, 0.01 * 0.5 ** (step / 2000.0))
+
+
+class AdamaxState(NamedTuple):
+  count: jax.Array
+  mu: Any
+  nu: Any
+
+
+def scale_by_adamax_dngpu(b1: float = 0.9, eps: float = 1e-8) -> optax.GradientTransformation:
+  """AdaMax whose beta2 follows `dngpu_b2`, with bias-corrected first moment."""
+
+  def init(params):
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return AdamaxState(jnp.zeros((), jnp.int32), zeros, zeros)
+
+  def update(grads, state, params=None):
+    count = state.count + 1
+    b2 = dngpu_b2(state.count.astype(jnp.float32))
+    mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
+    nu = jax.tree.map(lambda n, g: jnp.maximum(b2 * n, jnp.abs(g)), state.nu, grads)
+    correction = 1 - b1 ** count.astype(jnp.float32)
+    updates = jax.tree.map(lambda m, n: m / correction / (n + eps), mu, nu)
+    return updates, AdamaxState(count, mu, nu)
+
+  return optax.GradientTransformation(init, update)
 
 
 def _rmsprop(c):

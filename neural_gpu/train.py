@@ -146,6 +146,28 @@ def pad_to(array: np.ndarray, width: int) -> np.ndarray:
   return np.pad(array, ((0, 0), (0, width - array.shape[1])))
 
 
+def decay_on_plateau(c, lr_scale: float, history: list, loss: float) -> tuple[float, list]:
+  """Multiplies the learning rate by c.plateau_decay when the loss stops improving.
+
+  'ngpu' rule: the loss is worse than at each of the last `plateau_patience` decisions.
+  'dngpu' rule: the best of the last `plateau_patience` is worse than the best before them;
+  the history then restarts. Never below c.min_lr_scale.
+  """
+  patience, rule = c.get("plateau_patience", 3), c.get("plateau_rule", "ngpu")
+  history = history + [loss]
+  if rule == "ngpu":
+    stalled = len(history) > patience and loss > max(history[-patience - 1:-1])
+    history = history[-patience:]
+  elif rule == "dngpu":
+    stalled = len(history) > patience and min(history[-patience:]) > min(history)
+    history = [] if stalled else history[-patience - 1:]
+  else:
+    raise ValueError(f"unknown train.plateau_rule {rule!r}; valid: ngpu, dngpu")
+  if stalled:
+    lr_scale = max(lr_scale * c.get("plateau_decay", 0.98), c.get("min_lr_scale", 0.0))
+  return lr_scale, history
+
+
 class Trainer:
   """Holds everything one run needs; `run()` trains to config.train.num_steps."""
 
@@ -219,13 +241,8 @@ class Trainer:
     host = json.loads(json.dumps(host))  # a copy
     window = host["window"]
     mean_loss = window["loss"] / max(window["count"], 1)
-    # Learning rate x decay when the loss is worse than at the last few decisions.
-    history = host["loss_history"]
-    patience = cfg.train.get("plateau_patience", 3)
-    if len(history) >= patience and mean_loss > max(history[-patience:]):
-      floor = cfg.train.get("min_lr_scale", 0.0)
-      host["lr_scale"] = max(host["lr_scale"] * cfg.train.get("plateau_decay", 0.98), floor)
-    host["loss_history"] = (history + [mean_loss])[-patience:]
+    host["lr_scale"], host["loss_history"] = decay_on_plateau(
+        cfg.train, host["lr_scale"], host["loss_history"], mean_loss)
     # DNGPU: keep the saturation term near lr * task loss.
     if window["saturation"] > 0:
       lr = cfg.optimizer.learning_rate * host["lr_scale"]

@@ -43,7 +43,9 @@ class DNGPU(nn.Module):
   def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False):
     batch, width = inputs.shape
     m = self.nmaps
-    input_proj = self.param("input_proj", common.fan_in_init(1), (self.vocab_size, m))
+    # Glorot-uniform as in the reference: a large input scale would saturate htanh at once.
+    input_proj = self.param("input_proj", common.fan_in_init((self.vocab_size + m) / 2),
+                            (self.vocab_size, m))
     gate_kernel = self.param("gate_kernel", common.fan_in_init(3 * m), (3 * m, 2 * m))
     gate_bias = self.param("gate_bias", nn.initializers.zeros, (2 * m,))
     cand_kernel = self.param("cand_kernel", common.fan_in_init(3 * m), (3 * m, m))
@@ -55,6 +57,9 @@ class DNGPU(nn.Module):
     # One-hot then a 1x1 projection is a row lookup; PAD maps to 0 like every masked cell.
     input_pre = input_proj[inputs] * (inputs > 0)[..., None]
     state = common.hard_tanh(input_pre) * mask
+    # The input's saturation counts once per step it feeds, as in the reference.
+    input_sat = jnp.sum(jax.nn.relu(jnp.abs(input_pre) - SATURATION_LIMIT) * mask
+                        * lengths[:, None, None].astype(state.dtype))
     gate_offset = jnp.concatenate([jnp.full((m,), 0.5), jnp.full((m,), 0.7)]).astype(state.dtype)
     use_dropout = train and self.dropout > 0.0
     dropout_key = self.make_rng("dropout") if use_dropout else None
@@ -78,8 +83,9 @@ class DNGPU(nn.Module):
       return (jnp.where(running, new, state), sat + step_sat), None
 
     (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), state.dtype)), jnp.arange(width))
-    # Mean over (step, cell, unit): example b runs lengths[b] steps over lengths[b] cells.
-    cell_steps = jnp.maximum(jnp.sum(lengths.astype(jnp.float32) ** 2), 1.0)
-    sat_cost = sat / (cell_steps * 3 * m)
+    # Summed over units, averaged over (step, cell): example b runs lengths[b] steps over
+    # lengths[b] cells.
+    cell_steps = jnp.maximum(jnp.sum(lengths.astype(state.dtype) ** 2), 1.0)
+    sat_cost = (sat + input_sat) / cell_steps
     logits = state @ output + output_bias
     return common.ModelOutput(logits, {"saturation": sat_cost})

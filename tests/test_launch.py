@@ -1,0 +1,76 @@
+"""launch.py from the command line: eval mode, and bad input gets one line and exit 1."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--config=experiments/tiny.py", "--config.train.num_steps=10"]
+
+
+def launch(*args):
+  return subprocess.run([sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300)
+
+
+def tree_digest(path):
+  digest = hashlib.sha256()
+  for folder, _, files in sorted(os.walk(path)):
+    for name in sorted(files):
+      full = os.path.join(folder, name)
+      digest.update(full.encode())
+      with open(full, "rb") as f:
+        digest.update(f.read())
+  return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("run"))
+  result = launch(*TINY, f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "seq_err" in result.stdout and "wrote" in result.stdout
+  return workdir
+
+
+def assert_one_line_error(result, *needles):
+  assert result.returncode == 1
+  lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1, result.stderr[-2000:]
+  for needle in needles:
+    assert needle in lines[0]
+
+
+def test_eval_mode_reads_the_checkpoint(trained):
+  result = launch("--mode=eval", f"--workdir={trained}", "--lengths=5,9,21", "--num_examples=6")
+  assert result.returncode == 0, result.stderr[-2000:]
+  with open(os.path.join(trained, "eval", "step_10.json")) as f:
+    report = json.load(f)
+  assert [r["length"] for r in report["results"]] == [5, 9, 21]
+  assert all(r["num_examples"] == 6 for r in report["results"])
+  assert os.path.exists(os.path.join(trained, "eval", "step_10.png"))
+  result = launch("--mode=eval", f"--workdir={trained}", "--step=5", "--lengths=9")
+  assert_one_line_error(result, "no checkpoint for step 5", "available")
+
+
+def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path):
+  before = tree_digest(trained)
+  assert_one_line_error(launch(*TINY, "--config.task.name=nope", f"--workdir={tmp_path}/a"),
+                        "unknown task 'nope'", "copy")
+  assert_one_line_error(launch(*TINY, "--config.model.name=nope", f"--workdir={tmp_path}/b"),
+                        "unknown model 'nope'", "dngpu")
+  assert_one_line_error(launch(*TINY, "--config.train.num_stepz=3", f"--workdir={tmp_path}/c"),
+                        "num_steps")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={tmp_path}/empty"), "train there first")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--lengths=0"),
+                        "length")
+  assert_one_line_error(launch(*TINY, "--config.model.nmaps=12", f"--workdir={trained}"),
+                        "use a new --workdir")
+  assert_one_line_error(launch("--config=experiments/tiny.py:dngpu", f"--workdir={trained}"),
+                        "use a new --workdir")
+  assert tree_digest(trained) == before
+  assert not any(os.path.exists(tmp_path / d) for d in ("a", "b", "c", "empty"))
