@@ -1,0 +1,70 @@
+"""Evaluation counts every position, PAD included, and keeps results keyed by length."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import linen as nn
+
+import tasks
+from neural_gpu import evaluate
+from neural_gpu.models import ModelOutput
+
+
+class Oracle(nn.Module):
+  """Looks up the true target of each input row, but writes `junk` where the target is PAD."""
+  answers: dict
+  vocab: int
+  junk: int = 0
+
+  @nn.compact
+  def __call__(self, inputs, lengths, train=False):
+    self.param("unused", nn.initializers.zeros, ())
+
+    def lookup(x):
+      return np.stack([self.answers[row.tobytes()] for row in np.asarray(x, np.int32)])
+
+    target = jax.pure_callback(lookup, jax.ShapeDtypeStruct(inputs.shape, jnp.int32), inputs)
+    target = jnp.where(target == 0, self.junk, target)
+    return ModelOutput(jax.nn.one_hot(target, self.vocab) * 10.0, {})
+
+
+def test_perfect_model_has_zero_error_and_junk_on_pad_is_caught():
+  task = tasks.get("search")  # targets are mostly PAD
+  lengths, counts = [6, 9], [10, 6]
+  answers = {}
+  for length, count in zip(lengths, counts):
+    batch = evaluate.batch_size_for(length, count)
+    for i in range(-(-count // batch)):
+      data = task.sample(evaluate.data_seed(0, evaluate.EVAL_STREAM, length, i), batch, length)
+      answers.update({x.tobytes(): y for x, y in zip(data.inputs, data.targets)})
+  for junk, expect_error in ((0, False), (1, True)):
+    model = Oracle(answers, task.vocab_size, junk)
+    variables = model.init(jax.random.key(0), data.inputs, jnp.full((batch,), 9))
+    results = evaluate.evaluate_lengths(model, variables, task, lengths, counts, seed=0,
+                                        progress=False)
+    assert [r["length"] for r in results] == lengths
+    assert [r["num_examples"] for r in results] == counts
+    for r in results:
+      if expect_error:
+        assert r["sequence_error"] == 1.0 and r["symbol_error"] >= 0.5
+      else:
+        assert r["sequence_error"] == 0.0 and r["symbol_error"] == 0.0
+
+
+def test_test_data_differs_from_training_data_and_is_reproducible():
+  a = evaluate.data_seed(0, evaluate.EVAL_STREAM, 41, 0)
+  assert a == evaluate.data_seed(0, evaluate.EVAL_STREAM, 41, 0)
+  assert a != evaluate.data_seed(0, 0, 41, 0) and a != evaluate.data_seed(1, 1, 41, 0)
+
+
+def test_invalid_length_is_rejected_before_any_work():
+  task = tasks.get("badd")
+  with pytest.raises(ValueError, match="cannot evaluate badd at length 40"):
+    evaluate.evaluate_lengths(None, None, task, [41, 40], 4, seed=0, progress=False)
+
+
+def test_long_lengths_use_small_batches():
+  assert evaluate.batch_size_for(41, 256) == 64
+  assert evaluate.batch_size_for(4001, 256) == 16
+  assert evaluate.batch_size_for(4001, 8) == 8
