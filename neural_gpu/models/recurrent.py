@@ -70,7 +70,10 @@ class _ReadThenEmit(nn.Module):
   def _group(self, prefix: str, blocks: int, with_input: bool = True, bias=0.0) -> dict:
     """Weights for `blocks` gate pre-activations of size hidden: h@w_rec (+ x@w_in) + b."""
     n = self.hidden
-    bias_init = _block_bias(bias) if isinstance(bias, (list, tuple)) else nn.initializers.constant(bias)
+    if isinstance(bias, (list, tuple)):
+      bias_init = _block_bias(bias)
+    else:
+      bias_init = nn.initializers.constant(bias)
     g = {"w_rec": self.param(prefix + "w_rec", _block_orthogonal(blocks), (n, blocks * n)),
          "b": self.param(prefix + "b", bias_init, (blocks * n,))}
     if with_input:
