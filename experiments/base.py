@@ -17,11 +17,7 @@ OPTIMIZER_DEFAULTS = {
     "dngpu": dict(name="adamax", learning_rate=1e-2, eps=1e-8, clip_norm=1.0,
                   b2_schedule="dngpu"),
 }
-CURRICULUM_DEFAULTS = {
-    "neural_gpu": dict(name="ngpu", start_length=6, min_length=3, threshold=0.15,
-                       every_steps=200),
-    "dngpu": dict(name="all_bins", bins=(8, 12, 16, 20, 25, 28, 31, 36, 41), every_steps=200),
-}
+CURRICULUM_DEFAULTS = {"neural_gpu": "ngpu", "dngpu": "all_bins"}
 
 
 def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
@@ -34,6 +30,7 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       batch_size=32,
       max_length=41,
       log_every=50,
+      schedule_every=200,  # lr decay on plateau and saturation-weight updates
       label_smoothing=0.0,
       saturation_weight=1e-3,  # DNGPU start value; re-estimated at every curriculum decision
       pull_start=5e-4,  # relaxation pull (neural_gpu with relax_copies > 1)
@@ -47,7 +44,10 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
   c.optimizer = dict(grad_noise=0.0, grad_noise_decay=0.55, clip_value=0.0,
                      **OPTIMIZER_DEFAULTS.get(model, dict(name="adam", learning_rate=1e-3,
                                                           eps=1e-4, clip_norm=1.0)))
-  c.curriculum = dict(CURRICULUM_DEFAULTS.get(model, dict(name="fixed", every_steps=200)))
+  # Every curriculum's fields are present, so --config.curriculum.name=... can switch.
+  c.curriculum = dict(name=CURRICULUM_DEFAULTS.get(model, "fixed"), every_steps=200,
+                      start_length=6, min_length=3, threshold=0.15,
+                      bins=(8, 12, 16, 20, 25, 28, 31, 36, 41))
   if model == "dngpu":  # the DNGPU schedule: lr x0.7 on a stall, floor lr/60
     c.train.update(plateau_rule="dngpu", plateau_decay=0.7, min_lr_scale=1 / 60)
     c.model.dropout = 0.1

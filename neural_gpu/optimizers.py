@@ -104,7 +104,8 @@ def make(c) -> optax.GradientTransformation:
   parts.append(_DIRECTIONS[c.name](c))
   if c.get("weight_decay", 0.0):
     parts.append(optax.add_decayed_weights(c.weight_decay))
-  parts.append(optax.scale_by_schedule(lambda step: -schedule(c)(step)))
+  lr = schedule(c)
+  parts.append(optax.scale_by_schedule(lambda step: -lr(step)))
   return optax.chain(*parts)
 
 

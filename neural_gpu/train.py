@@ -235,21 +235,25 @@ class Trainer:
                                  pad_to(data.targets, width), lens)
     return float(np.mean(jax.device_get(any_wrong)))
 
-  def on_decision(self, state: TrainState, host: dict, step: int) -> tuple[TrainState, dict]:
-    """Every curriculum.every_steps: curriculum advance, lr decay, relaxation, saturation."""
+  def update_schedule(self, host: dict) -> dict:
+    """Every train.schedule_every steps: lr decay on plateau, DNGPU saturation weight."""
     cfg = self.config
     host = json.loads(json.dumps(host))  # a copy
     window = host["window"]
     mean_loss = window["loss"] / max(window["count"], 1)
     host["lr_scale"], host["loss_history"] = decay_on_plateau(
         cfg.train, host["lr_scale"], host["loss_history"], mean_loss)
-    # DNGPU: keep the saturation term near lr * task loss.
-    if window["saturation"] > 0:
+    if window["saturation"] > 0:  # keep the saturation term near lr * task loss
       lr = cfg.optimizer.learning_rate * host["lr_scale"]
       target = lr * mean_loss / (window["saturation"] / max(window["count"], 1))
       host["saturation_weight"] = float(np.clip(target, 1e-20, 1e-3))
     host["window"] = {"loss": 0.0, "saturation": 0.0, "count": 0}
+    return host
 
+  def update_curriculum(self, state: TrainState, host: dict, step: int):
+    """Every curriculum.every_steps: advance the curriculum; relaxation pull and tying."""
+    cfg = self.config
+    host = json.loads(json.dumps(host))
     error = self.curriculum_error(state, host, step)
     host["curriculum"], advanced = self.curriculum.decide(host["curriculum"], error)
     host["curriculum_error"] = error
@@ -276,7 +280,8 @@ class Trainer:
     writer = MetricWriter(self.workdir, resume_step=start)
     total = cfg.train.num_steps
     log_every = cfg.train.get("log_every", 50)
-    decide_every = cfg.curriculum.get("every_steps", 200)
+    curriculum_every = cfg.curriculum.get("every_steps", 200)
+    schedule_every = cfg.train.get("schedule_every", 200)
     ckpt_every = cfg.checkpoint.every_steps
     bar = Progress(total, label="train ", start=start)
     pending = []  # device metrics not yet pulled to the host
@@ -314,9 +319,11 @@ class Trainer:
           writer.write(done, means)
           bar.update(done, len=means["length"], loss=means["loss"], seq_err=means["seq_err"],
                      sym_err=means["sym_err"])
-        if done % decide_every == 0:
+        if done % schedule_every == 0:
           pull(done)
-          state, host = self.on_decision(state, host, done)
+          host = self.update_schedule(host)
+        if done % curriculum_every == 0:
+          state, host = self.update_curriculum(state, host, done)
         if done % ckpt_every == 0 or done == total:
           pull(done)
           checkpoints.save(done, state, host)

@@ -1,0 +1,87 @@
+"""Optimizers by name, the DNGPU AdaMax schedule, and gradient noise that really acts."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from experiments import tiny
+from neural_gpu import optimizers, train
+
+
+def config(**kw):
+  return ml_collections.ConfigDict(dict(learning_rate=0.1, **kw))
+
+
+@pytest.mark.parametrize("name", optimizers.names())
+def test_every_optimizer_descends_a_quadratic(name):
+  opt = optimizers.make(config(name=name, clip_norm=1.0))
+  params = {"w": jnp.array([3.0, -2.0])}
+  state = opt.init(params)
+  loss = lambda p: jnp.sum(p["w"] ** 2)
+  start = loss(params)
+  for _ in range(20):
+    updates, state = opt.update(jax.grad(loss)(params), state, params)
+    params = jax.tree.map(lambda p, u: p + u, params, updates)
+  assert loss(params) < start
+
+
+def test_unknown_optimizer_and_schedule_list_valid_names():
+  with pytest.raises(ValueError, match="valid optimizers: adagrad, adam, adamax"):
+    optimizers.make(config(name="lamb"))
+  with pytest.raises(ValueError, match="valid: constant, exponential, warmup"):
+    optimizers.make(config(name="adam", schedule="cosine"))
+
+
+def test_schedules():
+  assert float(optimizers.schedule(config(schedule="warmup", warmup_steps=10))(5)) == \
+      pytest.approx(0.05)
+  decay = optimizers.schedule(config(schedule="exponential", decay_steps=10, decay_rate=0.5))
+  assert float(decay(10)) == pytest.approx(0.05)
+
+
+def test_dngpu_beta2_schedule():
+  assert float(optimizers.dngpu_b2(0.0)) == pytest.approx(0.99)
+  assert float(optimizers.dngpu_b2(2000.0)) == pytest.approx(0.995)
+  assert float(optimizers.dngpu_b2(1e6)) == pytest.approx(1 - 5e-4)
+
+
+def test_gradient_noise_has_the_annealed_variance():
+  grads = {"a": jnp.zeros((200_000,)), "b": jnp.zeros((3, 4))}
+  for step in (0, 100):
+    noisy = optimizers.gradient_noise(grads, jax.random.key(0), jnp.array(step), 0.01, 0.55)
+    expected = 0.01 / (1 + step) ** 0.55
+    assert float(jnp.var(noisy["a"])) == pytest.approx(expected, rel=0.02)
+    assert noisy["b"].shape == (3, 4)
+
+
+def test_gradient_noise_reaches_the_parameter_update(tmp_path):
+  """The reference code computed noise and then dropped it; here it must change the update."""
+  results = {}
+  for noise in (0.0, 1.0):
+    c = tiny.get_config()
+    c.optimizer.grad_noise = noise
+    trainer = train.Trainer(c, str(tmp_path / str(noise)))
+    state, host = trainer.init_state(), trainer.init_host()
+    new, _ = trainer.train_step(state, trainer.batches(0, host), trainer.hyper(host))
+    again, _ = trainer.train_step(state, trainer.batches(0, host), trainer.hyper(host))
+    results[noise] = new.params
+    jax.tree.map(np.testing.assert_array_equal, new.params, again.params)  # reproducible
+  diffs = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), results[0.0], results[1.0])
+  assert max(jax.tree.leaves(diffs)) > 1e-4
+
+
+@pytest.mark.parametrize("rule,losses,expect_decays", [
+    ("ngpu", [1.0, 0.9, 0.8, 0.85], 0),  # better than the worst of the last 3: no decay
+    ("ngpu", [1.0, 0.9, 0.8, 1.1], 1),
+    ("dngpu", [1.0, 0.9, 0.95, 0.96], 1),  # best of the last 2 worse than the best before
+    ("dngpu", [1.0, 0.9, 0.95, 0.85], 0),
+])
+def test_decay_on_plateau(rule, losses, expect_decays):
+  c = ml_collections.ConfigDict(dict(plateau_rule=rule, plateau_patience=3 if rule == "ngpu" else 2,
+                                     plateau_decay=0.5, min_lr_scale=0.0))
+  scale, history = 1.0, []
+  for loss in losses:
+    scale, history = train.decay_on_plateau(c, scale, history, loss)
+  assert scale == 0.5 ** expect_decays
