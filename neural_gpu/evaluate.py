@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from neural_gpu.metrics import Progress
+from neural_gpu.models.common import NotApplicable
 
 EVAL_STREAM = 1  # fold_in tag that separates test data from training data (stream 0).
 MAX_CELLS_PER_BATCH = 1 << 16  # batch * length bound: long lengths go in small batches
@@ -75,7 +76,7 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
         sym_wrong += int(num_wrong[:take].sum())
         if bar:
           bar.update(i + 1, seq_err=seq_wrong / (i * batch + take))
-    except NotImplementedError as e:
+    except NotApplicable as e:
       results.append({"length": length, "not_applicable": str(e)})
       continue
     finally:

@@ -6,6 +6,13 @@ import jax
 import jax.numpy as jnp
 
 
+class NotApplicable(ValueError):
+  """A model cannot run at this length by construction (e.g. an MLP built for a fixed width).
+
+  The evaluator reports such lengths as not applicable instead of inventing a number.
+  """
+
+
 class ModelOutput(NamedTuple):
   """What every model returns.
 
