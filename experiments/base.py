@@ -11,6 +11,13 @@ import ml_collections
 MODEL_DEFAULTS = {
     "neural_gpu": dict(nmaps=24, num_layers=2, dropout=0.0, relax_copies=1),
     "dngpu": dict(nmaps=48, dropout=0.0),
+    # Baselines at CPU scale. The MLPs' fixed_length is tied to train.max_length below.
+    "mlp": dict(depth=2, width=256, activation="relu"),
+    "highway_mlp": dict(depth=4, width=128, activation="relu"),
+    "rnn": dict(hidden=128),
+    "gru": dict(hidden=128),
+    "lstm": dict(hidden=128),
+    "highway": dict(hidden=128, depth=2),
 }
 OPTIMIZER_DEFAULTS = {
     "neural_gpu": dict(name="adam", learning_rate=1e-3, eps=1e-4, clip_norm=1.0),
@@ -52,6 +59,9 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
     c.train.update(plateau_rule="dngpu", plateau_decay=0.7, min_lr_scale=1 / 60)
     c.model.dropout = 0.1
     c.train.plateau_patience = 2
+  if model in ("mlp", "highway_mlp"):  # one weight per position: train at the one length it has
+    c.model.fixed_length = c.train.get_ref("max_length")  # follows --config.train.max_length
+    c.curriculum.name = "fixed"
   c.checkpoint = dict(every_steps=200, max_to_keep=3)
   c.eval = dict(lengths=(41, 401), num_examples=(256, 64))
   return c

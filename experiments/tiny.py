@@ -1,6 +1,7 @@
 """A seconds-long run for tests and smoke checks (copy, tiny model).
 
   python launch.py --config=experiments/tiny.py --workdir=/tmp/tiny
+  python launch.py --config=experiments/tiny.py:gru --workdir=/tmp/tiny_gru   # any registered model
 """
 
 from experiments import base
@@ -8,7 +9,9 @@ from experiments import base
 
 def get_config(arg=None):
   c = base.get_config(task="copy", model=arg or "neural_gpu")
-  c.model.nmaps = 8
+  for size_field in ("nmaps", "hidden", "width"):  # whichever size the model has
+    if size_field in c.model:
+      c.model[size_field] = 8
   c.train.update(num_steps=20, batch_size=8, max_length=9, log_every=5)
   c.curriculum.update(every_steps=10, start_length=4, bins=(5, 9))
   c.train.schedule_every = 10

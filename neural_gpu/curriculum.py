@@ -26,7 +26,10 @@ def bucket_for(length: int, buckets) -> int:
 
 
 class Curriculum:
-  """Base class. `lengths` gives one length per batch of the step."""
+  """Base class. A step trains one batch per `draws` entry: (task index, length).
+
+  The task index picks among `task.subtasks` for a TaskChain, and is 0 otherwise.
+  """
   name = ""
 
   def __init__(self, config, task, max_length: int):
@@ -37,8 +40,8 @@ class Curriculum:
   def init_state(self) -> dict:
     return {"length": self.max_length}
 
-  def lengths(self, state: dict, rng: np.random.Generator) -> list[int]:
-    return [self.max_length]
+  def draws(self, state: dict, rng: np.random.Generator) -> list[tuple[int, int]]:
+    return [(0, self.max_length)]
 
   def current_length(self, state: dict) -> int:
     return state["length"]
@@ -46,8 +49,12 @@ class Curriculum:
   def at_max(self, state: dict) -> bool:
     return state["length"] >= self.max_length
 
-  def decide(self, state: dict, error: float) -> tuple[dict, bool]:
-    """Given the sequence error at the current length, returns (new state, advanced?)."""
+  def probes(self, state: dict) -> list[tuple[int, int]]:
+    """(task, length) pairs whose sequence error `decide` needs."""
+    return [(0, state["length"])]
+
+  def decide(self, state: dict, errors: list[float]) -> tuple[dict, bool]:
+    """Given the errors at `probes(state)`, returns (new state, advanced?)."""
     return state, False
 
   def extra_buckets(self) -> list[int]:
@@ -69,30 +76,84 @@ class NGPU(Curriculum):
   name = "ngpu"
 
   def init_state(self):
-    start = min(self.config.get("start_length", 6), self.max_length)
-    return {"length": self._snap(start)}
+    return {"length": self._start()}
+
+  def _start(self) -> int:
+    return self._snap(min(self.config.get("start_length", 6), self.max_length))
 
   def _snap(self, length: int) -> int:
     min_len = self.task.valid_lengths(self.max_length)[0]
     return self.task.nearest_valid_length(max(length, min_len))
 
-  def lengths(self, state, rng):
+  def _draw_length(self, cur: int, rng) -> int:
     low = self.config.get("min_length", 3)
-    cur = state["length"]
     draw = lambda hi: int(rng.integers(min(low, hi), hi + 1))
     length = draw(cur)
     if rng.random() < 0.6:
       length = max(length, draw(cur))
     if rng.random() < 0.25:
       length = max(length, draw(self.max_length))
-    return [self._snap(length)]
+    return self._snap(length)
 
-  def decide(self, state, error):
-    cur = state["length"]
+  def _next(self, cur: int, error: float) -> int:
     if error >= self.config.get("threshold", 0.15) or cur >= self.max_length:
-      return state, False
-    valid = [l for l in self.task.valid_lengths(self.max_length) if l > cur]
-    return {"length": valid[0]}, True
+      return cur
+    return [l for l in self.task.valid_lengths(self.max_length) if l > cur][0]
+
+  def draws(self, state, rng):
+    return [(0, self._draw_length(state["length"], rng))]
+
+  def decide(self, state, errors):
+    new = self._next(state["length"], errors[0])
+    return {"length": new}, new != state["length"]
+
+
+class Chain(NGPU):
+  """EXT's progressive multi-task curriculum over a TaskChain ("bmul,qmul,mul").
+
+  Each task has its own NGPU length schedule. 80% of steps train the first unsolved task and 20%
+  a random unsolved one; a task is solved once it reaches the maximal length with an error below
+  the threshold. Once all are solved, the last task trains alone.
+  """
+  name = "chain"
+
+  def __init__(self, config, task, max_length):
+    if not hasattr(task, "subtasks"):
+      raise ValueError("the chain curriculum needs a task chain such as task.name='bmul,qmul,mul'")
+    super().__init__(config, task, max_length)
+
+  def init_state(self):
+    n = len(self.task.subtasks)
+    return {"lengths": [self._start()] * n, "solved": [False] * n}
+
+  def _unsolved(self, state) -> list[int]:
+    return [i for i, done in enumerate(state["solved"]) if not done]
+
+  def current_length(self, state):
+    unsolved = self._unsolved(state)
+    return state["lengths"][unsolved[0] if unsolved else -1]
+
+  def at_max(self, state):
+    return all(state["solved"])
+
+  def draws(self, state, rng):
+    unsolved = self._unsolved(state) or [len(state["solved"]) - 1]
+    index = unsolved[0] if rng.random() < 0.8 else unsolved[int(rng.integers(len(unsolved)))]
+    return [(index, self._draw_length(state["lengths"][index], rng))]
+
+  def probes(self, state):
+    return [(i, state["lengths"][i]) for i in self._unsolved(state)]
+
+  def decide(self, state, errors):
+    state = {"lengths": list(state["lengths"]), "solved": list(state["solved"])}
+    advanced = False
+    for (i, cur), error in zip(self.probes(state), errors):
+      if cur >= self.max_length and error < self.config.get("threshold", 0.15):
+        state["solved"][i] = advanced = True
+      new = self._next(cur, error)
+      advanced |= new != cur
+      state["lengths"][i] = new
+    return state, advanced
 
 
 class AllBins(Curriculum):
@@ -105,14 +166,14 @@ class AllBins(Curriculum):
                for b in bins if b >= self.task.valid_lengths(self.max_length)[0]}
     return sorted(snapped | {self.max_length})
 
-  def lengths(self, state, rng):
-    return self._bins()
+  def draws(self, state, rng):
+    return [(0, length) for length in self._bins()]
 
   def extra_buckets(self):
     return self._bins()
 
 
-_REGISTRY = {c.name: c for c in (Fixed, NGPU, AllBins)}
+_REGISTRY = {c.name: c for c in (Fixed, NGPU, Chain, AllBins)}
 
 
 def names() -> list[str]:

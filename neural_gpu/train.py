@@ -174,6 +174,7 @@ class Trainer:
   def __init__(self, config, workdir: str, max_traces: int | None = None):
     self.config, self.workdir = config, workdir
     self.task = build_task(config)
+    self.subtasks = getattr(self.task, "subtasks", [self.task])
     self.model = build_model(config, self.task)
     self.optimizer = optimizers.make(config.optimizer)
     self.curriculum = curriculum_lib.get(config.curriculum, self.task, config.train.max_length)
@@ -211,29 +212,28 @@ class Trainer:
   def step_rng(self, step: int) -> np.random.Generator:
     return np.random.default_rng(eval_lib.data_seed(self.config.seed, TRAIN_STREAM, step))
 
+  def padded_batch(self, task_index: int, seed, length: int):
+    """(inputs, targets, lengths) of `length`, padded to its bucket."""
+    data = self.subtasks[task_index].sample(seed, self.config.train.batch_size, length)
+    width = curriculum_lib.bucket_for(length, self.buckets)
+    lens = np.full((data.inputs.shape[0],), length, np.int32)
+    return pad_to(data.inputs, width), pad_to(data.targets, width), lens
+
   def batches(self, step: int, host: dict):
     rng = self.step_rng(step)
-    out = []
-    for length in self.curriculum.lengths(host["curriculum"], rng):
-      data = self.task.sample(tuple(rng.integers(0, 2**31, 2)), self.config.train.batch_size,
-                              length)
-      width = curriculum_lib.bucket_for(length, self.buckets)
-      lens = np.full((data.inputs.shape[0],), length, np.int32)
-      out.append((pad_to(data.inputs, width), pad_to(data.targets, width), lens))
-    return tuple(out)
+    return tuple(self.padded_batch(index, tuple(rng.integers(0, 2**31, 2)), length)
+                 for index, length in self.curriculum.draws(host["curriculum"], rng))
 
   # -- host-side schedule ----------------------------------------------------------------
-  def curriculum_error(self, state: TrainState, host: dict, step: int) -> float:
-    """Sequence error on a fresh batch at the current curriculum length."""
-    length = self.curriculum.current_length(host["curriculum"])
-    data = self.task.sample(eval_lib.data_seed(self.config.seed, CURRICULUM_EVAL_STREAM, step),
-                            self.config.train.batch_size, length)
-    width = curriculum_lib.bucket_for(length, self.buckets)
-    lens = jnp.full((data.inputs.shape[0],), length, jnp.int32)
+  def curriculum_errors(self, state: TrainState, host: dict, step: int) -> list[float]:
+    """Sequence error on a fresh batch at each (task, length) the curriculum asks about."""
     variables = {"params": state.params, **state.model_state}
-    any_wrong, _ = self.error_fn(variables, pad_to(data.inputs, width),
-                                 pad_to(data.targets, width), lens)
-    return float(np.mean(jax.device_get(any_wrong)))
+    errors = []
+    for i, (index, length) in enumerate(self.curriculum.probes(host["curriculum"])):
+      seed = eval_lib.data_seed(self.config.seed, CURRICULUM_EVAL_STREAM, step, i)
+      any_wrong, _ = self.error_fn(variables, *self.padded_batch(index, seed, length))
+      errors.append(float(np.mean(jax.device_get(any_wrong))))
+    return errors
 
   def update_schedule(self, host: dict) -> dict:
     """Every train.schedule_every steps: lr decay on plateau, DNGPU saturation weight."""
@@ -254,9 +254,8 @@ class Trainer:
     """Every curriculum.every_steps: advance the curriculum; relaxation pull and tying."""
     cfg = self.config
     host = json.loads(json.dumps(host))
-    error = self.curriculum_error(state, host, step)
-    host["curriculum"], advanced = self.curriculum.decide(host["curriculum"], error)
-    host["curriculum_error"] = error
+    errors = self.curriculum_errors(state, host, step)
+    host["curriculum"], advanced = self.curriculum.decide(host["curriculum"], errors)
     if is_relaxed(cfg) and advanced:
       if host["pull"] < cfg.train.get("pull_max", 0.1):
         host["pull"] *= cfg.train.get("pull_growth", 1.2)

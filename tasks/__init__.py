@@ -61,7 +61,21 @@ def _accepted_params(factory) -> list[str]:
 
 
 def get(name: str, **params) -> Task:
-  """The task `name` built with `params`; ValueError if either is unknown."""
+  """The task `name` built with `params`; ValueError if either is unknown.
+
+  A comma-separated name ("bmul,qmul,mul") gives a TaskChain over those tasks, each built with
+  the params it accepts.
+  """
+  if "," in name:
+    from tasks.chain import TaskChain
+    members = [n.strip() for n in name.split(",")]
+    unused = set(params) - {p for n in members if n in _REGISTRY
+                            for p in _accepted_params(_REGISTRY[n])}
+    if unused:
+      raise ValueError(f"{name}: no task in the chain takes parameter(s) {', '.join(sorted(unused))}")
+    return TaskChain([get(n, **{k: v for k, v in params.items()
+                                if n in _REGISTRY and k in _accepted_params(_REGISTRY[n])})
+                      for n in members])
   if name not in _REGISTRY:
     raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(names())}")
   factory = _REGISTRY[name]
