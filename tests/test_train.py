@@ -127,3 +127,40 @@ def test_non_finite_loss_stops_with_the_step(tmp_path):
   config.optimizer.clip_norm = 0.0
   with pytest.raises(train.TrainingError, match="non-finite loss at step"):
     train.Trainer(config, str(tmp_path)).run()
+
+
+def test_relaxation_pull_grows_then_copies_are_tied_for_good(tmp_path):
+  config = tiny.get_config()
+  config.model.relax_copies = 3
+  config.train.num_steps = 16
+  config.curriculum.update(threshold=1.01, every_steps=2, start_length=4)  # always advance
+  train.save_config(config, str(tmp_path))
+  train.Trainer(config, str(tmp_path)).run()
+  _, params, host = final_params(str(tmp_path))
+  assert host["tied"] == 1.0
+  assert host["pull"] == pytest.approx(5e-4 * 1.2 ** 5)  # 4 -> 5 -> ... -> 9: five advances
+  for name in ("gate_kernel", "gate_bias", "cand_kernel", "cand_bias"):
+    copies = np.asarray(params[name])
+    assert copies.shape[0] == 3
+    np.testing.assert_array_equal(copies[0], copies[1])
+    np.testing.assert_array_equal(copies[0], copies[2])
+  report = train.evaluate_checkpoint(str(tmp_path), lengths=[9], num_examples=4, progress=False)
+  assert report["results"][0]["num_examples"] == 4
+
+
+def test_saturation_weight_follows_lr_times_loss(tmp_path):
+  trainer = train.Trainer(tiny.get_config("dngpu"), str(tmp_path))
+  host = trainer.init_host()
+  host["window"] = {"loss": 2.0, "saturation": 4.0, "count": 2}
+  new = trainer.update_schedule(host)
+  lr = trainer.config.optimizer.learning_rate
+  assert new["saturation_weight"] == pytest.approx(min(lr * 1.0 / 2.0, 1e-3))
+  assert new["window"]["count"] == 0 and host["window"]["count"] == 2  # a copy, not in place
+
+
+def test_label_smoothing_changes_the_loss():
+  logits = np.array([[[4.0, 0.0, 0.0]]], np.float32)
+  targets, lengths = np.array([[0]]), np.array([1])
+  plain, _, _ = train.masked_cross_entropy(logits, targets, lengths)
+  smooth, _, _ = train.masked_cross_entropy(logits, targets, lengths, label_smoothing=0.3)
+  assert float(smooth) > float(plain)
