@@ -3,13 +3,17 @@
 1-D state (batch, L, m), one diagonal convolutional GRU per step with shared weights, hard
 nonlinearities, and a saturation cost on their pre-activations that keeps them out of the flat
 regions. The width-3 convolutions are matmuls over the three stacked width taps.
+
+By default the time loop runs through `fast_scan.dngpu_scan`, whose reverse pass is written by
+hand (custom VJP) so that the weight gradients are one matmul over all steps after the loop;
+`custom_vjp=False` keeps plain autodiff of the same loop (the reference for tests).
 """
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from neural_gpu.models import common
+from neural_gpu.models import common, fast_scan
 
 SATURATION_LIMIT = 0.9
 
@@ -34,10 +38,13 @@ class DNGPU(nn.Module):
     vocab_size: number of symbols, PAD (0) included.
     nmaps: m, channels per position.
     dropout: rate of dropout on the candidate, training only.
+    custom_vjp: run the loop through `fast_scan.dngpu_scan` (hand-written reverse pass);
+      False: plain autodiff through `lax.scan`. The same function either way.
   """
   vocab_size: int
   nmaps: int = 48
   dropout: float = 0.0
+  custom_vjp: bool = True
 
   @nn.compact
   def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False):
@@ -82,7 +89,13 @@ class DNGPU(nn.Module):
                   + jnp.sum(jax.nn.relu(jnp.abs(cand_pre) - SATURATION_LIMIT) * real))
       return (jnp.where(running, new, state), sat + step_sat), None
 
-    (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), state.dtype)), jnp.arange(width))
+    if self.custom_vjp:
+      spec = fast_scan.DiagSpec(SATURATION_LIMIT, self.dropout if use_dropout else 0.0)
+      weights = fast_scan.DiagWeights(gate_kernel, gate_bias, cand_kernel, cand_bias)
+      state, sat = fast_scan.dngpu_scan(spec, weights, state, lengths, dropout_key)
+    else:
+      (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), state.dtype)),
+                                     jnp.arange(width))
     # Summed over units, averaged over (step, cell): example b runs lengths[b] steps over
     # lengths[b] cells.
     cell_steps = jnp.maximum(jnp.sum(lengths.astype(state.dtype) ** 2), 1.0)

@@ -28,7 +28,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from neural_gpu import cpu_tuning
 from neural_gpu.models import common
+
+# Keep XLA:CPU's per-step temporaries in the process instead of page-faulting them back in at
+# every step (see cpu_tuning; NEURAL_GPU_MALLOC_TUNING=0 turns it off). Must run before the CPU
+# client starts, which importing the models precedes.
+cpu_tuning.tune_malloc()
 
 
 class ScanSpec(NamedTuple):
@@ -224,3 +230,146 @@ def _bwd(spec, res, d_final):
 
 
 cgru_scan.defvjp(_fwd, _bwd)
+
+
+# -- the improved Neural GPU (DNGPU) ---------------------------------------------------------
+
+
+class DiagSpec(NamedTuple):
+  """Static settings of the DNGPU loop."""
+  saturation_limit: float
+  dropout: float  # rate on the candidate (0: none)
+  reset_offset: float = 0.5  # added to the gate pre-activations after the bias
+  update_offset: float = 0.7
+
+
+class DiagWeights(NamedTuple):
+  """gate (3m, 2m) [reset | update], gate bias (2m,), candidate (3m, m), candidate bias (m,)."""
+  gate_w: jax.Array
+  gate_b: jax.Array
+  cand_w: jax.Array
+  cand_b: jax.Array
+
+
+def diagonal_shift(state: jax.Array, inverse: bool = False) -> jax.Array:
+  """The DNGPU's fixed per-channel move (see dngpu.diagonal_shift); `inverse` is its
+  transpose, used for gradients: the blocks move the other way."""
+  m = state.shape[-1]
+  third = m // 3
+  stay = m - 2 * third
+  sign = -1 if inverse else 1
+  return jnp.concatenate([
+      state[..., :stay],
+      common.shift_width(state[..., stay:stay + third], -sign),
+      common.shift_width(state[..., stay + third:], sign),
+  ], axis=-1)
+
+
+def _hard_grad(pre: jax.Array, scale: float) -> jax.Array:
+  """Derivative of clip(scale * pre + offset) over its linear region |pre| < 1."""
+  return jnp.where(jnp.abs(pre) < 1.0, scale, 0.0)
+
+
+def _saturation(pre, real, limit):
+  return jnp.sum(jax.nn.relu(jnp.abs(pre) - limit) * real)
+
+
+def _saturation_grad(pre, real, limit):
+  return jnp.where(jnp.abs(pre) > limit, jnp.sign(pre), 0.0) * real
+
+
+def _diag_step(spec, w, state, t, mask, lengths, key):
+  """One DNGPU step: (new state, saturation of this step, residuals (state, gate pre-act,
+  candidate pre-act))."""
+  m = state.shape[-1]
+  offset = jnp.concatenate([jnp.full((m,), spec.reset_offset, state.dtype),
+                            jnp.full((m,), spec.update_offset, state.dtype)])
+  gates_pre = common.width3_taps(state) @ w.gate_w + w.gate_b + offset
+  gates = common.hard_sigmoid(gates_pre)
+  reset, update = gates[..., :m], gates[..., m:]
+  cand_pre = common.width3_taps(reset * state) @ w.cand_w + w.cand_b
+  cand = common.hard_tanh(cand_pre)
+  if spec.dropout:
+    keep = _keep_mask(key, t, 1.0 - spec.dropout, cand.shape)
+    cand = jnp.where(keep, cand / (1.0 - spec.dropout), 0.0)
+  new = (update * diagonal_shift(state) + (1.0 - update) * cand) * mask
+  running = (t < lengths)[:, None, None]
+  real = mask * running
+  sat = (_saturation(gates_pre, real, spec.saturation_limit)
+         + _saturation(cand_pre, real, spec.saturation_limit))
+  return jnp.where(running, new, state), sat, (state, gates_pre, cand_pre)
+
+
+def _diag_forward(spec, w, state, lengths, key, save):
+  width = state.shape[1]
+  mask = common.length_mask(lengths, width)
+
+  def body(carry, t):
+    s, sat = carry
+    new, step_sat, residuals = _diag_step(spec, w, s, t, mask, lengths, key)
+    return (new, sat + step_sat), (residuals if save else None)
+
+  zero = jnp.zeros((), state.dtype)
+  return jax.lax.scan(body, (state, zero), jnp.arange(width))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def dngpu_scan(spec: DiagSpec, w: DiagWeights, state, lengths, key):
+  """Runs the DNGPU loop for `state.shape[1]` steps (example b changes while t < lengths[b]);
+  returns (final state, summed saturation cost over real cells of running examples)."""
+  (final, sat), _ = _diag_forward(spec, w, state, lengths, key, False)
+  return final, sat
+
+
+def _diag_fwd(spec, w, state, lengths, key):
+  (final, sat), saved = _diag_forward(spec, w, state, lengths, key, True)
+  return (final, sat), (w, saved, lengths, key)
+
+
+def _diag_bwd(spec, res, cotangents):
+  w, saved, lengths, key = res
+  d_final, d_sat = cotangents
+  width = d_final.shape[1]
+  m = d_final.shape[-1]
+  mask = common.length_mask(lengths, width)
+  gw_t = transpose_taps(w.gate_w)  # (6m, m)
+  cw_t = transpose_taps(w.cand_w)  # (3m, m)
+  limit = spec.saturation_limit
+
+  def body(ds, xs):
+    t, (state, gates_pre, cand_pre) = xs
+    running = (t < lengths)[:, None, None]
+    real = mask * running
+    gates = common.hard_sigmoid(gates_pre)
+    reset, update = gates[..., :m], gates[..., m:]
+    cand = common.hard_tanh(cand_pre)
+    dn = jnp.where(running, ds, 0.0) * mask
+    d_cand = dn * (1.0 - update)
+    if spec.dropout:
+      keep = _keep_mask(key, t, 1.0 - spec.dropout, cand.shape)
+      cand = jnp.where(keep, cand / (1.0 - spec.dropout), 0.0)
+      d_cand = jnp.where(keep, d_cand / (1.0 - spec.dropout), 0.0)
+    shifted = diagonal_shift(state)
+    d_cand_pre = (d_cand * _hard_grad(cand_pre, 1.0)
+                  + d_sat * _saturation_grad(cand_pre, real, limit))
+    d_rs = common.width3_taps(d_cand_pre) @ cw_t
+    d_gates = jnp.concatenate([d_rs * state, dn * (shifted - cand)], axis=-1)
+    d_gates_pre = (d_gates * _hard_grad(gates_pre, 0.5)
+                   + d_sat * _saturation_grad(gates_pre, real, limit))
+    d_state = (diagonal_shift(dn * update, inverse=True) + d_rs * reset
+               + common.width3_taps(d_gates_pre) @ gw_t)
+    return jnp.where(running, d_state, ds), (d_gates_pre, d_cand_pre)
+
+  steps = jnp.arange(width)
+  d_state, (d_gates_pre, d_cand_pre) = jax.lax.scan(body, d_final, (steps, saved), reverse=True)
+  states, gates_pre, _ = saved
+  reset = common.hard_sigmoid(gates_pre[..., :m])
+  d_w = DiagWeights(
+      gate_w=_weight_grad(states, d_gates_pre),
+      gate_b=jnp.sum(d_gates_pre, axis=(0, 1, 2)),
+      cand_w=_weight_grad(reset * states, d_cand_pre),
+      cand_b=jnp.sum(d_cand_pre, axis=(0, 1, 2)))
+  return d_w, d_state, None, None
+
+
+dngpu_scan.defvjp(_diag_fwd, _diag_bwd)

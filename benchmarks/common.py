@@ -1,0 +1,134 @@
+"""Helpers shared by the benchmark scripts: timing, peak memory, a matmul roofline, model FLOPs.
+
+FLOPs are counted analytically from the model's convolutions and matmuls (2 FLOPs per
+multiply-add), never from what an implementation happens to execute: the Neural GPU is charged
+for a true 3x3 convolution (9 taps per output cell, SAME padding counted as usual), not for the
+zero blocks of its banded matmul form. A training step is charged 3x its forward pass.
+"""
+
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:
+  sys.path.insert(0, REPO)
+
+
+def block(tree):
+  return jax.block_until_ready(tree)
+
+
+def time_calls(fn, repeats: int, min_seconds: float = 0.0) -> list[float]:
+  """Wall-clock seconds of `repeats` calls (more while their sum is below `min_seconds`)."""
+  times = []
+  while len(times) < repeats or sum(times) < min_seconds:
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+    if len(times) >= 10 * max(repeats, 1):
+      break
+  return times
+
+
+class Roofline:
+  """A dense jit'd fp32 n x n matmul on the default device; `measure()` gives its GFLOP/s.
+
+  On a shared machine the load changes from second to second, so the benchmarks time one
+  roofline matmul right after each timed step and report the median of the per-pair ratios
+  as the MFU (and the median roofline as matmul_peak_gflops).
+  """
+
+  def __init__(self, n: int = 2048):
+    ka, kb = jax.random.split(jax.random.key(0))
+    self.n = n
+    self.a = jax.random.normal(ka, (n, n), jnp.float32)
+    self.b = jax.random.normal(kb, (n, n), jnp.float32)
+    self.f = jax.jit(lambda a, b: a @ b)
+    block(self.f(self.a, self.b))
+
+  def measure(self) -> float:
+    t0 = time.perf_counter()
+    block(self.f(self.a, self.b))
+    return 2.0 * self.n ** 3 / (time.perf_counter() - t0) / 1e9
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
+  """Median GFLOP/s of a dense jit'd fp32 n x n matmul on the default device (a roofline)."""
+  roof = Roofline(n)
+  return statistics.median(roof.measure() for _ in range(repeats))
+
+
+def peak_memory_bytes() -> dict:
+  """Peak memory of this process: device allocator peak on GPU/TPU, max RSS on the CPU."""
+  device = jax.devices()[0]
+  out = {}
+  stats = None
+  try:
+    stats = device.memory_stats()
+  except Exception:  # the CPU client has no allocator statistics
+    stats = None
+  if stats and "peak_bytes_in_use" in stats:
+    out["peak_memory_bytes"] = int(stats["peak_bytes_in_use"])
+    out["peak_memory_source"] = "device memory_stats peak_bytes_in_use"
+  else:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 1 if platform.system() == "Darwin" else 1024  # Linux reports KiB
+    out["peak_memory_bytes"] = int(rss * scale)
+    out["peak_memory_source"] = "getrusage ru_maxrss (whole process)"
+  return out
+
+
+# -- analytic FLOPs --------------------------------------------------------------------------
+
+
+def ngpu_forward_flops(batch: int, width: int, steps: int, nmaps: int, height: int = 4,
+                       layers: int = 2, vocab: int = 0) -> float:
+  """Forward FLOPs of the CGRU Neural GPU: per step and layer a 3x3 conv m -> 2m (gates) and
+  a 3x3 conv m -> m (candidate) over batch * width * height cells; plus the 1x1 input
+  projection and the readout."""
+  cells = batch * width * height
+  per_layer_step = cells * 9 * nmaps * (2 * nmaps + nmaps)
+  macs = steps * layers * per_layer_step
+  macs += batch * width * nmaps * nmaps  # input projection
+  macs += batch * width * nmaps * vocab  # readout
+  return 2.0 * macs
+
+
+def dngpu_forward_flops(batch: int, width: int, steps: int, nmaps: int, vocab: int = 0) -> float:
+  """Forward FLOPs of the improved Neural GPU: per step a width-3 conv m -> 2m (gates) and a
+  width-3 conv m -> m (candidate) over batch * width cells; plus the readout."""
+  cells = batch * width
+  macs = steps * cells * 3 * nmaps * (2 * nmaps + nmaps)
+  macs += batch * width * nmaps * vocab
+  return 2.0 * macs
+
+
+def forward_flops(model_config, batch: int, width: int, steps: int, vocab: int) -> float:
+  name = model_config["name"]
+  if name == "neural_gpu":
+    return ngpu_forward_flops(batch, width, steps, model_config["nmaps"],
+                              model_config.get("height", 4), model_config.get("num_layers", 2),
+                              vocab)
+  if name == "dngpu":
+    return dngpu_forward_flops(batch, width, steps, model_config["nmaps"], vocab)
+  raise ValueError(f"no FLOP count for model {name!r}")
+
+
+def emit(result: dict) -> None:
+  """Prints the result as the last line: one JSON object."""
+  print(json.dumps(result, sort_keys=False), flush=True)
+
+
+def parse_xla_flags(extra: str) -> None:
+  """Appends `extra` to XLA_FLAGS before jax initializes its backend."""
+  if extra:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + extra).strip()

@@ -1,0 +1,120 @@
+"""A/B comparison of model variants in ONE process, interleaved step by step.
+
+  cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/compare.py \
+      --model=neural_gpu --nmaps=24 --length=41 --batch_size=32 \
+      --variant=autodiff:custom_vjp=False --variant=custom_vjp:custom_vjp=True
+
+Each variant is `label:field=value,field=value` (model fields). Every variant's
+`Trainer.train_step` is compiled first; then each round runs one step of every variant (the
+order rotates from round to round), each followed by the roofline matmul. On a machine shared
+with other jobs this is the fairest comparison available: all variants see the same load.
+Reported per variant: median step seconds, median paired MFU, and the median over rounds of
+(step seconds / first variant's step seconds in that round), and the process CPU seconds
+(user + sys, all threads) per step, which the other jobs on the machine disturb less than the
+wall clock. Last line: one JSON object.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
+from benchmarks.train_step import parse_value  # noqa: E402
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--model", default="neural_gpu")
+  p.add_argument("--task", default="badd")
+  p.add_argument("--nmaps", type=int, default=24)
+  p.add_argument("--length", type=int, default=41)
+  p.add_argument("--batch_size", type=int, default=32)
+  p.add_argument("--rounds", type=int, default=7)
+  p.add_argument("--variant", action="append", required=True, metavar="LABEL:F=V,F=V")
+  p.add_argument("--malloc_tuning", type=int, default=1,
+                 help="0: NEURAL_GPU_MALLOC_TUNING=0, i.e. no neural_gpu.cpu_tuning.tune_malloc() "
+                 "(which importing the models applies)")
+  p.add_argument("--xla_flags", default="")
+  args = p.parse_args(argv)
+  common.parse_xla_flags(args.xla_flags)
+  if not args.malloc_tuning:
+    os.environ["NEURAL_GPU_MALLOC_TUNING"] = "0"
+  from neural_gpu import cpu_tuning
+  malloc_tuned = cpu_tuning.tune_malloc()
+  import jax
+  import numpy as np
+  from experiments import base
+  from neural_gpu import train
+
+  runs = []
+  for spec in args.variant:
+    label, _, fields = spec.partition(":")
+    config = base.get_config(task=args.task, model=args.model)
+    config.model.nmaps = args.nmaps
+    for item in filter(None, fields.split(",")):
+      key, value = item.split("=", 1)
+      config.model[key] = parse_value(value)
+    config.train.batch_size = args.batch_size
+    config.train.max_length = args.length
+    config.curriculum = dict(name="fixed", every_steps=200)
+    trainer = train.Trainer(config, tempfile.mkdtemp(prefix="bench_compare_"))
+    state, host = trainer.init_state(), trainer.init_host()
+    hyper = trainer.hyper(host)
+    batches = trainer.batches(0, host)
+    t0 = time.perf_counter()
+    compiled = trainer.train_step.lower(state, batches, hyper).compile()
+    compile_seconds = time.perf_counter() - t0
+    state, metrics = compiled(state, batches, hyper)  # warm-up
+    jax.block_until_ready(state)
+    fwd = sum(common.forward_flops(config.model, 1, inputs.shape[1], int(n),
+                                   trainer.task.vocab_size)
+              for inputs, _, lengths in batches for n in np.asarray(lengths))
+    runs.append(dict(label=label, fields=fields, compiled=compiled, state=state, hyper=hyper,
+                     batches=batches, gflops=3 * fwd / 1e9, compile_seconds=compile_seconds,
+                     times=[], mfus=[], cpu=[], loss=float(metrics["loss"])))
+
+  roof = common.Roofline()
+  ratios = {r["label"]: [] for r in runs}
+  for rnd in range(args.rounds):
+    order = runs[rnd % len(runs):] + runs[:rnd % len(runs)]
+    this_round = {}
+    for run in order:
+      t, c = time.perf_counter(), time.process_time()
+      run["state"], _ = run["compiled"](run["state"], run["batches"], run["hyper"])
+      jax.block_until_ready(run["state"])
+      dt = time.perf_counter() - t
+      run["cpu"].append(time.process_time() - c)
+      peak = roof.measure()
+      run["times"].append(dt)
+      run["mfus"].append(run["gflops"] / dt / peak)
+      this_round[run["label"]] = dt
+    for run in runs:
+      ratios[run["label"]].append(this_round[run["label"]] / this_round[runs[0]["label"]])
+
+  result = {"benchmark": "compare", "model": args.model, "nmaps": args.nmaps,
+            "length": args.length, "batch_size": args.batch_size, "rounds": args.rounds,
+            "backend": jax.default_backend(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "malloc_tuning": malloc_tuned,
+            "variants": []}
+  for run in runs:
+    row = {"label": run["label"], "fields": run["fields"],
+           "step_seconds": round(statistics.median(run["times"]), 4),
+           "mfu": round(statistics.median(run["mfus"]), 3),
+           "cpu_seconds_per_step": round(statistics.median(run["cpu"]), 4),
+           "ratio_to_first": round(statistics.median(ratios[run["label"]]), 3),
+           "compile_seconds": round(run["compile_seconds"], 2),
+           "model_gflops_per_step": round(run["gflops"], 3), "first_loss": round(run["loss"], 5)}
+    result["variants"].append(row)
+    print(f"{row['label']:>16}: {row['step_seconds']:.3f} s/step  mfu {row['mfu']:.3f}  "
+          f"cpu {row['cpu_seconds_per_step']:.3f} s/step  "
+          f"x{row['ratio_to_first']:.3f} of {runs[0]['label']}  compile {row['compile_seconds']} s",
+          flush=True)
+  common.emit(result)
+
+
+if __name__ == "__main__":
+  main()
