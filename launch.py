@@ -7,6 +7,7 @@
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
 """
 
+import json
 import os
 import sys
 
@@ -21,7 +22,9 @@ config_flags.DEFINE_config_file(
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder (checkpoints, metrics, eval). "
                     "Default: runs/default for the default experiment.")
-flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then evaluate), or eval only.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "gradcheck"],
+                  "train (then evaluate), eval only, or gradcheck (finite differences on the "
+                  "config's model).")
 flags.DEFINE_integer("step", None, "eval: checkpoint step (default: latest).")
 flags.DEFINE_list("lengths", None, "eval: lengths to test (default: the config's eval.lengths).")
 flags.DEFINE_integer("num_examples", None, "eval: examples per length (default: from config).")
@@ -58,6 +61,11 @@ def main(argv):
 
   workdir = FLAGS.workdir or os.path.join("runs", "default")
   try:
+    if FLAGS.mode == "gradcheck":
+      from neural_gpu import debug
+      result = debug.gradient_check(FLAGS.config)
+      print(json.dumps(result))
+      sys.exit(0 if result["ok"] else 1)
     if FLAGS.mode == "eval":
       lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
       report = train.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples)

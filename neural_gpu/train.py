@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 import tasks
 from neural_gpu import checkpoint as ckpt_lib
@@ -123,23 +124,19 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None):
     if opt.get("grad_noise", 0.0):
       grads = optimizers.gradient_noise(grads, noise_key, state.step, opt.grad_noise,
                                         opt.get("grad_noise_decay", 0.55))
-    metrics["grad_norm"] = optax_global_norm(grads)
+    metrics["grad_norm"] = optax.global_norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     updates = jax.tree.map(lambda u: u * hyper["lr_scale"], updates)
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
     if relaxed:  # once tied for good, keep every copy equal to their mean
       tied = ngpu.tie_copies(params)
       params = jax.tree.map(lambda a, b: jnp.where(hyper["tied"] > 0, a, b), tied, params)
-    metrics["param_norm"] = optax_global_norm(params)
+    metrics["param_norm"] = optax.global_norm(params)
     return TrainState(state.step + 1, params, opt_state, model_state), metrics
 
   if max_traces is not None:  # tests prove "one compile per bucket" with this
     train_step = chex.assert_max_traces(train_step, n=max_traces)
   return jax.jit(train_step)
-
-
-def optax_global_norm(tree) -> jax.Array:
-  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
 def pad_to(array: np.ndarray, width: int) -> np.ndarray:
@@ -220,6 +217,8 @@ class Trainer:
     return pad_to(data.inputs, width), pad_to(data.targets, width), lens
 
   def batches(self, step: int, host: dict):
+    if self.config.train.get("overfit_one_batch", False):
+      step = 0  # the lecture's sanity check: a model must be able to memorize one batch
     rng = self.step_rng(step)
     return tuple(self.padded_batch(index, tuple(rng.integers(0, 2**31, 2)), length)
                  for index, length in self.curriculum.draws(host["curriculum"], rng))
