@@ -28,6 +28,8 @@ flags.DEFINE_enum("mode", "train", ["train", "eval", "gradcheck"],
 flags.DEFINE_integer("step", None, "eval: checkpoint step (default: latest).")
 flags.DEFINE_list("lengths", None, "eval: lengths to test (default: the config's eval.lengths).")
 flags.DEFINE_integer("num_examples", None, "eval: examples per length (default: from config).")
+flags.DEFINE_bool("best", False, "eval: the checkpoint early stopping kept (lowest validation "
+                  "error) instead of the latest.")
 flags.DEFINE_bool("sweep", False, "Run every point of the config file's sweep() in its own "
                   "<workdir>/<index>_<name>/, then write summary.md/json there; "
                   "--config.* overrides apply to every point and win (neural_gpu/sweep.py).")
@@ -68,7 +70,8 @@ def main(argv):
       sys.exit(0 if result["ok"] else 1)
     if FLAGS.mode == "eval":
       lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
-      report = train.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples)
+      report = train.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
+                                         best=FLAGS.best)
     else:
       report = train.train_and_evaluate(FLAGS.config, workdir)
   except (ValueError, train.TrainingError) as e:

@@ -41,6 +41,10 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       log_every=50,
       schedule_every=200,  # lr decay on plateau and saturation-weight updates
       label_smoothing=0.0,
+      # Early stopping when > 0: at each checkpoint, validate at the maximal length, keep the
+      # best checkpoint in <workdir>/best, stop after this many checkpoints without improvement.
+      early_stopping_patience=0,
+      validation_examples=128,
       overfit_one_batch=False,  # debugging: train on the batch of step 0 again and again
       saturation_weight=1e-3,  # DNGPU start value; re-estimated at every curriculum decision
       pull_start=5e-4,  # relaxation pull (neural_gpu with relax_copies > 1)

@@ -14,8 +14,9 @@ import orbax.checkpoint as ocp
 
 class Checkpointer:
 
-  def __init__(self, workdir: str, max_to_keep: int = 3, create: bool = True):
-    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+  def __init__(self, workdir: str, max_to_keep: int = 3, create: bool = True,
+               subdir: str = "checkpoints"):
+    self.directory = os.path.abspath(os.path.join(workdir, subdir))
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False)
     self._manager = ocp.CheckpointManager(
@@ -43,7 +44,7 @@ class Checkpointer:
     self._manager.close()
 
 
-def has_checkpoint(workdir: str) -> bool:
-  directory = os.path.join(workdir, "checkpoints")
+def has_checkpoint(workdir: str, subdir: str = "checkpoints") -> bool:
+  directory = os.path.join(workdir, subdir)
   return os.path.isdir(directory) and any(
       name.isdigit() for name in os.listdir(directory))

@@ -45,7 +45,7 @@ def batch_size_for(length: int, num_examples: int) -> int:
 
 
 def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
-                     error_fn=None, progress: bool = True) -> list[dict]:
+                     error_fn=None, progress: bool = True, stream: int = EVAL_STREAM) -> list[dict]:
   """Returns one result dict per length, in the order given.
 
   num_examples: an int for every length, or one int per length.
@@ -68,7 +68,7 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
     seq_wrong = sym_wrong = 0
     try:
       for i in range(num_batches):
-        data = task.sample(data_seed(seed, EVAL_STREAM, length, i), batch, length)
+        data = task.sample(data_seed(seed, stream, length, i), batch, length)
         take = min(batch, count - i * batch)
         lens = jnp.full((batch,), length, jnp.int32)
         any_wrong, num_wrong = jax.device_get(error_fn(variables, data.inputs, data.targets, lens))

@@ -30,6 +30,7 @@ from neural_gpu.models import ngpu
 
 TRAIN_STREAM = 0
 CURRICULUM_EVAL_STREAM = 2
+VALIDATION_STREAM = 3
 
 
 class TrainingError(RuntimeError):
@@ -199,6 +200,7 @@ class Trainer:
         "saturation_weight": self.config.train.get("saturation_weight", 1e-5),
         "loss_history": [],
         "window": {"loss": 0.0, "saturation": 0.0, "count": 0},
+        "best": {"step": -1, "error": 2.0, "stale": 0, "stopped": False},  # early stopping
     }
 
   def hyper(self, host: dict) -> dict:
@@ -265,6 +267,27 @@ class Trainer:
       state = state.replace(params=ngpu.tie_copies(state.params))
     return state, host
 
+  def validation_error(self, state: TrainState) -> float:
+    """Sequence error at the maximal length on held-out data (stream VALIDATION_STREAM)."""
+    variables = {"params": state.params, **state.model_state}
+    count = self.config.train.get("validation_examples", 128)
+    results = eval_lib.evaluate_lengths(
+        self.model, variables, self.task, [self.max_length], count,
+        self.config.seed, self.error_fn, progress=False, stream=VALIDATION_STREAM)
+    return results[0]["sequence_error"]
+
+  def early_stopping(self, state: TrainState, host: dict, step: int, best_checkpoints) -> dict:
+    """Keeps the checkpoint with the lowest validation error; stops after `patience` worse."""
+    best = dict(host["best"])
+    error = self.validation_error(state)
+    if error < best["error"]:
+      best.update(step=step, error=error, stale=0)
+      best_checkpoints.save(step, state, {**host, "best": best})
+    else:
+      best["stale"] += 1
+    best["stopped"] = best["stale"] >= self.config.train.early_stopping_patience
+    return {**host, "best": best}
+
   # -- main loop ---------------------------------------------------------------------------
   def run(self) -> TrainState:
     cfg = self.config
@@ -284,6 +307,10 @@ class Trainer:
     bar = Progress(total, label="train ", start=start)
     pending = []  # device metrics not yet pulled to the host
     last_good = start if checkpoints.latest_step() is not None else None
+    patience = cfg.train.get("early_stopping_patience", 0)
+    best_checkpoints = ckpt_lib.Checkpointer(self.workdir, 1, subdir="best") if patience else None
+    if host["best"]["stopped"]:
+      start = total  # this run already stopped early: nothing left to train
     t0 = time.time()
 
     def pull(step):
@@ -324,12 +351,21 @@ class Trainer:
           state, host = self.update_curriculum(state, host, done)
         if done % ckpt_every == 0 or done == total:
           pull(done)
+          if patience:
+            host = self.early_stopping(state, host, done, best_checkpoints)
           checkpoints.save(done, state, host)
           last_good = done
+          if host["best"]["stopped"]:
+            print(f"\nearly stopping at step {done}: no better validation error in {patience} "
+                  f"checkpoints; best step {host['best']['step']} "
+                  f"(sequence error {host['best']['error']:.4f})", flush=True)
+            break
     finally:
       bar.close()
       writer.close()
       checkpoints.close()
+      if best_checkpoints:
+        best_checkpoints.close()
     return state
 
 
@@ -363,13 +399,16 @@ def check_compatible(config, workdir: str) -> None:
 
 
 def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
-                        config=None, progress: bool = True) -> dict:
-  """Loads the saved config and a checkpoint (latest unless `step`), evaluates, writes the report."""
+                        config=None, progress: bool = True, best: bool = False) -> dict:
+  """Loads the saved config and a checkpoint (latest unless `step`; with `best`, the one early
+  stopping kept), evaluates, and writes the report."""
   config = config or load_config(workdir)
-  if not ckpt_lib.has_checkpoint(workdir):
-    raise TrainingError(f"no checkpoint in {workdir}/checkpoints: train first")
+  subdir = "best" if best else "checkpoints"
+  if not ckpt_lib.has_checkpoint(workdir, subdir):
+    raise TrainingError(f"no checkpoint in {os.path.join(workdir, subdir)}: train first"
+                        + (" with train.early_stopping_patience > 0" if best else ""))
   trainer = Trainer(config, workdir)
-  checkpoints = ckpt_lib.Checkpointer(workdir, create=False)
+  checkpoints = ckpt_lib.Checkpointer(workdir, create=False, subdir=subdir)
   step = checkpoints.latest_step() if step is None else step
   if step not in checkpoints.all_steps():
     raise TrainingError(f"no checkpoint for step {step} in {checkpoints.directory}; "
@@ -398,4 +437,5 @@ def train_and_evaluate(config, workdir: str) -> dict:
   trainer = Trainer(config, workdir)  # validates task, model and curriculum before any write
   save_config(config, workdir)
   trainer.run()
-  return evaluate_checkpoint(workdir, config=config)
+  best = config.train.get("early_stopping_patience", 0) > 0
+  return evaluate_checkpoint(workdir, config=config, best=best)

@@ -164,3 +164,18 @@ def test_label_smoothing_changes_the_loss():
   plain, _, _ = train.masked_cross_entropy(logits, targets, lengths)
   smooth, _, _ = train.masked_cross_entropy(logits, targets, lengths, label_smoothing=0.3)
   assert float(smooth) > float(plain)
+
+
+def test_early_stopping_keeps_the_best_checkpoint_and_stops(tmp_path):
+  config = tiny.get_config()
+  config.train.update(num_steps=200, early_stopping_patience=2, validation_examples=16)
+  config.optimizer.learning_rate = 0.0  # nothing improves, so it must stop after 2 more checks
+  report = train.train_and_evaluate(config, str(tmp_path))
+  checkpoints = ckpt_lib.Checkpointer(str(tmp_path), create=False)
+  assert checkpoints.latest_step() == 30  # checks at 10 (best), 20, 30: two without improvement
+  best = ckpt_lib.Checkpointer(str(tmp_path), create=False, subdir="best")
+  assert best.all_steps() == [10] and report["step"] == 10
+  _, _, host = final_params(str(tmp_path))
+  assert host["best"]["stopped"] and host["best"]["step"] == 10
+  assert train.train_and_evaluate(config, str(tmp_path))["step"] == 10  # a re-run stays stopped
+  assert checkpoints.latest_step() == 30
