@@ -56,7 +56,8 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       min_lr_scale=0.0,
   )
   c.optimizer = dict(grad_noise=0.0, grad_noise_decay=0.55, clip_value=0.0,
-                     schedule="constant", decay_steps=1000, decay_rate=0.5, warmup_steps=500,
+                     schedule="constant", decay_start=0, decay_steps=1000, decay_rate=0.5,
+                     warmup_steps=500,
                      **OPTIMIZER_DEFAULTS.get(model, dict(name="adam", learning_rate=1e-3,
                                                           eps=1e-4, clip_norm=1.0)))
   # Every curriculum's fields are present, so --config.curriculum.name=... can switch.

@@ -84,8 +84,9 @@ def schedule(c) -> optax.Schedule:
   kind = c.get("schedule", "constant")
   if kind == "constant":
     return optax.constant_schedule(lr)
-  if kind == "exponential":
+  if kind == "exponential":  # constant until decay_start, then x decay_rate every decay_steps
     return optax.exponential_decay(lr, c.get("decay_steps", 1000), c.get("decay_rate", 0.5),
+                                   transition_begin=c.get("decay_start", 0),
                                    end_value=c.get("min_learning_rate", None))
   if kind == "warmup":
     return optax.linear_schedule(0.0, lr, c.get("warmup_steps", 500))
