@@ -295,7 +295,8 @@ class Trainer:
     state, host = self.init_state(), self.init_host()
     start = checkpoints.latest_step()
     if start is not None:
-      state, host = checkpoints.restore(start, state)
+      state, saved = checkpoints.restore(start, state)
+      host = {**host, **saved}  # host fields added since that checkpoint keep their defaults
       print(f"resuming from step {start} in {checkpoints.directory}", flush=True)
     start = int(state.step)
     writer = MetricWriter(self.workdir, resume_step=start)
