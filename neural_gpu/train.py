@@ -125,14 +125,14 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None):
     if opt.get("grad_noise", 0.0):
       grads = optimizers.gradient_noise(grads, noise_key, state.step, opt.grad_noise,
                                         opt.get("grad_noise_decay", 0.55))
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     updates = jax.tree.map(lambda u: u * hyper["lr_scale"], updates)
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
     if relaxed:  # once tied for good, keep every copy equal to their mean
       tied = ngpu.tie_copies(params)
       params = jax.tree.map(lambda a, b: jnp.where(hyper["tied"] > 0, a, b), tied, params)
-    metrics["param_norm"] = optax.global_norm(params)
+    metrics["param_norm"] = optax.tree.norm(params)
     return TrainState(state.step + 1, params, opt_state, model_state), metrics
 
   if max_traces is not None:  # tests prove "one compile per bucket" with this
