@@ -1,5 +1,11 @@
 """Helpers shared by the benchmark scripts: timing, peak memory, a matmul roofline, model FLOPs.
 
+Two efficiencies are reported. `mfu`: achieved model GFLOP/s over the roofline matmul's GFLOP/s,
+both wall clock, the roofline timed right after each timed step (median of the pairs).
+`mfu_cpu`: the same ratio per process CPU second (user + sys over all threads). On a machine
+shared with other jobs the wall clock depends on how much of the CPU the others leave, the CPU
+time much less; mfu_cpu cannot see time where one of our threads idles, mfu can.
+
 FLOPs are counted analytically from the model's convolutions and matmuls (2 FLOPs per
 multiply-add), never from what an implementation happens to execute: the Neural GPU is charged
 for a true 3x3 convolution (9 taps per output cell, SAME padding counted as usual), not for the
@@ -56,9 +62,20 @@ class Roofline:
     block(self.f(self.a, self.b))
 
   def measure(self) -> float:
-    t0 = time.perf_counter()
-    block(self.f(self.a, self.b))
-    return 2.0 * self.n ** 3 / (time.perf_counter() - t0) / 1e9
+    """GFLOP/s of one roofline matmul (wall clock)."""
+    return self.measure_both()[0]
+
+  def measure_both(self, repeats: int = 3) -> tuple[float, float]:
+    """(GFLOP per wall second, GFLOP per process CPU second) of the roofline matmul: medians
+    of `repeats` calls."""
+    flops = 2.0 * self.n ** 3 / 1e9
+    walls, cpus = [], []
+    for _ in range(repeats):
+      t0, c0 = time.perf_counter(), time.process_time()
+      block(self.f(self.a, self.b))
+      walls.append(flops / (time.perf_counter() - t0))
+      cpus.append(flops / max(time.process_time() - c0, 1e-9))
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:

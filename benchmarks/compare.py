@@ -76,7 +76,7 @@ def main(argv=None):
               for inputs, _, lengths in batches for n in np.asarray(lengths))
     runs.append(dict(label=label, fields=fields, compiled=compiled, state=state, hyper=hyper,
                      batches=batches, gflops=3 * fwd / 1e9, compile_seconds=compile_seconds,
-                     times=[], mfus=[], cpu=[], loss=float(metrics["loss"])))
+                     times=[], mfus=[], cpu=[], mfus_cpu=[], loss=float(metrics["loss"])))
 
   roof = common.Roofline()
   ratios = {r["label"]: [] for r in runs}
@@ -89,9 +89,10 @@ def main(argv=None):
       jax.block_until_ready(run["state"])
       dt = time.perf_counter() - t
       run["cpu"].append(time.process_time() - c)
-      peak = roof.measure()
+      peak, cpu_peak = roof.measure_both()
       run["times"].append(dt)
       run["mfus"].append(run["gflops"] / dt / peak)
+      run["mfus_cpu"].append(run["gflops"] / run["cpu"][-1] / cpu_peak)
       this_round[run["label"]] = dt
     for run in runs:
       ratios[run["label"]].append(this_round[run["label"]] / this_round[runs[0]["label"]])
@@ -105,12 +106,13 @@ def main(argv=None):
            "step_seconds": round(statistics.median(run["times"]), 4),
            "mfu": round(statistics.median(run["mfus"]), 3),
            "cpu_seconds_per_step": round(statistics.median(run["cpu"]), 4),
+           "mfu_cpu": round(statistics.median(run["mfus_cpu"]), 3),
            "ratio_to_first": round(statistics.median(ratios[run["label"]]), 3),
            "compile_seconds": round(run["compile_seconds"], 2),
            "model_gflops_per_step": round(run["gflops"], 3), "first_loss": round(run["loss"], 5)}
     result["variants"].append(row)
     print(f"{row['label']:>16}: {row['step_seconds']:.3f} s/step  mfu {row['mfu']:.3f}  "
-          f"cpu {row['cpu_seconds_per_step']:.3f} s/step  "
+          f"cpu {row['cpu_seconds_per_step']:.3f} s/step  mfu_cpu {row['mfu_cpu']:.3f}  "
           f"x{row['ratio_to_first']:.3f} of {runs[0]['label']}  compile {row['compile_seconds']} s",
           flush=True)
   common.emit(result)

@@ -66,11 +66,10 @@ def main(argv=None):
     os.environ["NEURAL_GPU_MALLOC_TUNING"] = "0"
   from neural_gpu import cpu_tuning
   malloc_tuned = cpu_tuning.tune_malloc()
-  if args.compilation_cache:
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = args.compilation_cache
   import jax
   import numpy as np
-  if args.compilation_cache:
+  if args.compilation_cache:  # as launch.py does (it sets JAX_COMPILATION_CACHE_DIR)
+    jax.config.update("jax_compilation_cache_dir", args.compilation_cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   from experiments import base
   from neural_gpu import train
@@ -106,7 +105,7 @@ def main(argv=None):
     pass
 
   roof = None if args.no_peak else common.Roofline()
-  times, cpu_times, peaks = [], [], []
+  times, cpu_times, peaks, cpu_peaks = [], [], [], []
   for i in range(total):
     t, c = time.perf_counter(), time.process_time()
     state, metrics = compiled(state, all_batches[i], hyper)
@@ -115,7 +114,9 @@ def main(argv=None):
       times.append(time.perf_counter() - t)
       cpu_times.append(time.process_time() - c)
       if roof is not None:
-        peaks.append(roof.measure())
+        peak, cpu_peak = roof.measure_both()
+        peaks.append(peak)
+        cpu_peaks.append(cpu_peak)
   loss = float(metrics["loss"])
   step_seconds = statistics.median(times)
 
@@ -150,6 +151,8 @@ def main(argv=None):
       "matmul_peak_gflops": None if peak is None else round(peak, 2),
       "mfu": None if mfu is None else round(mfu, 3),
       "cpu_seconds_per_step": round(statistics.median(cpu_times), 4),
+      "mfu_cpu": (round(statistics.median(gflops / c / p for c, p in zip(cpu_times, cpu_peaks)), 3)
+                  if cpu_peaks else None),
       **common.peak_memory_bytes(),
       **memory,
       "loss": round(loss, 5),
@@ -157,7 +160,7 @@ def main(argv=None):
       "device": str(jax.devices()[0].device_kind),
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "malloc_tuning": malloc_tuned,
-      "compilation_cache": os.environ.get("JAX_COMPILATION_CACHE_DIR", ""),
+      "compilation_cache": jax.config.jax_compilation_cache_dir or "",
   }
   common.emit(result)
   return result

@@ -8,6 +8,7 @@ copies, dropout and remat. Logits and the gradients of every parameter must agre
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from neural_gpu import models
 from neural_gpu.models import common, fast_scan
@@ -102,6 +103,23 @@ def test_dngpu_fast_scan_matches_autodiff():
   got = _value_and_grads(fast, p, x, lengths, targets, penalty_weight=3.0)
   want = _value_and_grads(autodiff, p, x, lengths, targets, penalty_weight=3.0)
   _assert_close(got, want, "custom VJP vs autodiff")
+
+
+@pytest.mark.parametrize("name,params", [("neural_gpu", dict(nmaps=4)), ("dngpu", dict(nmaps=6))])
+def test_chunked_evaluation_forward_is_the_same_function(name, params, monkeypatch):
+  """Without gradients the batch runs in cache-sized chunks; forced tiny here."""
+  x, lengths, _ = _batch(3, batch=6, width=9)
+  model = models.get(name, VOCAB, **params)
+  p = _random_params(model, x, lengths, seed=3, scale=0.5)
+  apply = lambda: jax.jit(lambda p: model.apply({"params": p}, x, lengths),
+                          compiler_options=FAST_COMPILE)(p)
+  whole = apply()
+  monkeypatch.setattr(fast_scan, "CHUNK_BYTES", 1)  # one example per chunk
+  assert fast_scan.batch_chunk(6, 9, 12) == 1
+  chunked = apply()
+  np.testing.assert_allclose(chunked.logits, whole.logits, atol=1e-6)
+  for key in whole.penalties:
+    np.testing.assert_allclose(chunked.penalties[key], whole.penalties[key], rtol=1e-5)
 
 
 def test_transpose_taps_is_the_gradient_of_a_width3_conv():

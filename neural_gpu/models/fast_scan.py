@@ -1,8 +1,8 @@
 """The CGRU Neural GPU time loop with a hand-written reverse pass (`jax.custom_vjp`).
 
-Why: differentiating `lax.scan` automatically makes XLA accumulate every weight gradient one
-step at a time (T small matmuls with a transposed operand, plus bookkeeping for the stacked
-residuals), which on a CPU costs several times the forward pass. Here
+Why: autodiff through `lax.scan` saves more residuals than needed, accumulates every weight
+gradient step by step inside the reverse loop, and differentiates through the per-step kernel
+indexing; on the 2-core CPU its step was ~1.15x-1.2x slower (BENCHMARKS.md). Here
 
 * the forward scan saves, per step and layer, the layer input x, the two gates and the
   candidate (4 * C floats a cell; C = height * nmaps);
@@ -10,11 +10,13 @@ residuals), which on a CPU costs several times the forward pass. Here
   against kernels rearranged once, outside the loop) and emits the gate and candidate
   pre-activation gradients of every step;
 * after the loop the weight gradients are ONE matmul per kernel over all steps and cells,
-  `taps(x)^T @ dgates`, which runs near the matmul roofline.
+  `taps(x)^T @ dgates`.
 
 With `remat=True` the forward saves only the state entering each step (C floats a cell); the
 reverse scan recomputes the step and accumulates the weight gradients step by step, so memory
 stays O(T * B * L * C) with a small constant (for large nmaps).
+
+Without gradients (evaluation) the batch runs in cache-sized chunks (`chunked_over_batch`).
 
 All arrays use the folded layout of `ngpu.py`: a state is (B, L, C) with the height folded into
 channels, and a width-3 convolution is `width3_taps(x) @ w` with w of shape (3 * C_in, C_out).
@@ -44,6 +46,7 @@ class ScanSpec(NamedTuple):
   cutoff: float
   dropout: bool  # whether a dropout key and keep probability are used
   remat: bool
+  height: int = 4  # rows folded into the channels (informational for this loop)
 
 
 class Weights(NamedTuple):
@@ -133,14 +136,41 @@ def _forward(spec, w, state, lengths, keep, key, save):
 def cgru_scan(spec: ScanSpec, w: Weights, state, lengths, keep, key):
   """Runs the Neural GPU loop for `state.shape[1]` steps; example b changes only while
   t < lengths[b]. keep/key: dropout keep probability and key (ignored unless spec.dropout)."""
-  final, _ = _forward(spec, w, state, lengths, keep, key, "none")
-  return final
+  if spec.dropout:  # the dropout masks are drawn for the whole batch: no chunking
+    return _forward(spec, w, state, lengths, keep, key, "none")[0]
+  run = lambda s, l: _forward(spec, w, s, l, keep, key, "none")[0]
+  return chunked_over_batch(run, state, lengths, 12 * state.shape[-1])
 
 
 def _fwd(spec, w, state, lengths, keep, key):
   final, saved = _forward(spec, w, state, lengths, keep, key,
                           "state" if spec.remat else "all")
   return final, (w, saved, lengths, keep, key)
+
+
+# The no-gradient forward (evaluation) runs the batch in chunks of about this many bytes of
+# per-step working set, so that a long sequence's step stays in the last-level cache instead of
+# streaming every intermediate through DRAM; examples are independent, so results are the same.
+CHUNK_BYTES = 8 << 20
+
+
+def batch_chunk(batch: int, width: int, floats_per_cell: int) -> int:
+  """Largest divisor of `batch` whose chunk's working set stays under CHUNK_BYTES."""
+  fit = max(1, CHUNK_BYTES // (4 * floats_per_cell * width))
+  return max(d for d in range(1, min(fit, batch) + 1) if batch % d == 0)
+
+
+def chunked_over_batch(fn, state, lengths, floats_per_cell: int):
+  """fn(state, lengths) -> pytree of per-example arrays (batch first) or scalars to be summed;
+  applied chunk by chunk (lax.map) when the batch is too big for the cache."""
+  batch, width = state.shape[:2]
+  chunk = batch_chunk(batch, width, floats_per_cell)
+  if chunk >= batch:
+    return fn(state, lengths)
+  split = lambda a: a.reshape((batch // chunk, chunk) + a.shape[1:])
+  outs = jax.lax.map(lambda xs: fn(*xs), (split(state), split(lengths)))
+  return jax.tree.map(lambda o: o.reshape((batch,) + o.shape[2:]) if o.ndim > 1 else o.sum(),
+                      outs)
 
 
 def _per_copy(stacked, r):
@@ -317,8 +347,10 @@ def _diag_forward(spec, w, state, lengths, key, save):
 def dngpu_scan(spec: DiagSpec, w: DiagWeights, state, lengths, key):
   """Runs the DNGPU loop for `state.shape[1]` steps (example b changes while t < lengths[b]);
   returns (final state, summed saturation cost over real cells of running examples)."""
-  (final, sat), _ = _diag_forward(spec, w, state, lengths, key, False)
-  return final, sat
+  run = lambda s, l: _diag_forward(spec, w, s, l, key, False)[0]
+  if spec.dropout:  # the dropout masks are drawn for the whole batch: no chunking
+    return run(state, lengths)
+  return chunked_over_batch(run, state, lengths, 12 * state.shape[-1])
 
 
 def _diag_fwd(spec, w, state, lengths, key):

@@ -8,10 +8,10 @@ same arithmetic. `conv_impl='conv'` keeps the plain lax convolution as a referen
 backends where the library convolution wins.
 
 The matmul form runs its time loop through `fast_scan.cgru_scan`, whose reverse pass is written
-by hand (custom VJP): the weight gradients become one large matmul over all steps after the
-loop instead of one small accumulation per step, which is what made autodiff through `lax.scan`
-slow on the CPU. `custom_vjp=False` keeps plain autodiff of the same loop (for tests);
-`remat=True` saves only the per-step state and recomputes the rest in the reverse pass.
+by hand (custom VJP): it keeps only what the reverse pass needs and computes the weight
+gradients as one matmul over all steps after the loop (BENCHMARKS.md has the figures).
+`custom_vjp=False` keeps plain autodiff of the same loop (for tests); `remat=True` saves only
+the per-step state and recomputes the rest in the reverse pass.
 """
 
 import jax
@@ -23,7 +23,7 @@ from neural_gpu.models import common, fast_scan
 RELAXED_PARAMS = ("gate_kernel", "gate_bias", "cand_kernel", "cand_bias")
 
 # conv_impl='auto' picks per backend. On the 2-core CPU the banded matmul with the custom VJP is
-# ~20x faster than XLA's convolution (BENCHMARKS.md). GPU/TPU figures are pending: the matmul
+# ~15x faster than XLA's convolution (BENCHMARKS.md). GPU/TPU figures are pending: the matmul
 # form is used there too until measured otherwise.
 AUTO_CONV_IMPL = {"cpu": "matmul"}
 CONV_IMPLS = ("auto", "matmul", "conv")
@@ -135,7 +135,7 @@ class NeuralGPU(nn.Module):
 
     if conv_impl == "matmul" and self.custom_vjp:
       spec = fast_scan.ScanSpec(num_layers=layers, relax_copies=r, cutoff=self.cutoff,
-                                dropout=use_dropout, remat=self.remat)
+                                dropout=use_dropout, remat=self.remat, height=h)
       weights = fast_scan.Weights(gate_w, gate_bias_f, cand_w, cand_bias_f)
       state = fast_scan.cgru_scan(spec, weights, state, lengths, keep, dropout_key)
       logits = state[..., :m] @ output + output_bias

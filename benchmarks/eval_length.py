@@ -1,0 +1,133 @@
+"""Evaluation throughput at a long length through the real `evaluate.make_error_fn`.
+
+  cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/eval_length.py \
+      --model=dngpu --nmaps=48 --length=4001 --num_examples=16
+
+The model comes from experiments/base.py (task badd unless --task) with randomly initialized
+parameters (speed does not depend on their values). The jit'd error function the evaluator
+uses is compiled once for the batch shape (`compile_seconds`), then --num_examples examples run
+in batches of --batch_size (default: the evaluator's own choice), each batch timed and followed
+by the roofline matmul. FLOPs are counted analytically (forward only; benchmarks/common.py).
+The last line printed is one JSON object.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
+from benchmarks.train_step import parse_value  # noqa: E402
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--model", default="dngpu")
+  p.add_argument("--task", default="badd")
+  p.add_argument("--nmaps", type=int, default=48)
+  p.add_argument("--length", type=int, default=4001)
+  p.add_argument("--num_examples", type=int, default=16)
+  p.add_argument("--batch_size", type=int, default=0, help="0: evaluate.batch_size_for")
+  p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+  p.add_argument("--malloc_tuning", type=int, default=1,
+                 help="0: NEURAL_GPU_MALLOC_TUNING=0 (see neural_gpu/cpu_tuning.py)")
+  p.add_argument("--xla_flags", default="")
+  p.add_argument("--no_peak", action="store_true")
+  args = p.parse_args(argv)
+
+  common.parse_xla_flags(args.xla_flags)
+  if not args.malloc_tuning:
+    os.environ["NEURAL_GPU_MALLOC_TUNING"] = "0"
+  from neural_gpu import cpu_tuning
+  malloc_tuned = cpu_tuning.tune_malloc()
+  import jax
+  import jax.numpy as jnp
+  from experiments import base
+  from neural_gpu import evaluate, train
+
+  config = base.get_config(task=args.task, model=args.model)
+  config.model.nmaps = args.nmaps
+  for item in args.set:
+    key, value = item.split("=", 1)
+    config.model[key] = parse_value(value)
+  trainer = train.Trainer(config, tempfile.mkdtemp(prefix="bench_eval_"))
+  if not trainer.task.is_valid_length(args.length):
+    raise SystemExit(f"{args.task} has no examples of length {args.length}")
+  state = trainer.init_state()
+  variables = {"params": state.params, **state.model_state}
+  batch = args.batch_size or evaluate.batch_size_for(args.length, args.num_examples)
+  num_batches = -(-args.num_examples // batch)
+  error_fn = trainer.error_fn  # evaluate.make_error_fn(model), as the evaluator uses it
+  lens = jnp.full((batch,), args.length, jnp.int32)
+  data = [trainer.task.sample(evaluate.data_seed(config.seed, evaluate.EVAL_STREAM, args.length,
+                                                 i), batch, args.length)
+          for i in range(num_batches)]
+
+  t0 = time.perf_counter()
+  compiled = error_fn.lower(variables, data[0].inputs, data[0].targets, lens).compile()
+  compile_seconds = time.perf_counter() - t0
+  memory = {}
+  try:
+    memory["compiled_temp_bytes"] = int(compiled.memory_analysis().temp_size_in_bytes)
+  except Exception:
+    pass
+
+  roof = None if args.no_peak else common.Roofline()
+  times, cpu_times, peaks, cpu_peaks = [], [], [], []
+  seq_wrong = 0
+  for i in range(num_batches):
+    t, c = time.perf_counter(), time.process_time()
+    any_wrong, _ = jax.block_until_ready(compiled(variables, data[i].inputs, data[i].targets,
+                                                  lens))
+    times.append(time.perf_counter() - t)
+    cpu_times.append(time.process_time() - c)
+    seq_wrong += int(any_wrong.sum())
+    if roof is not None:
+      peak, cpu_peak = roof.measure_both()
+      peaks.append(peak)
+      cpu_peaks.append(cpu_peak)
+
+  fwd = common.forward_flops(config.model, batch, args.length, args.length,
+                             trainer.task.vocab_size)
+  batch_seconds = statistics.median(times)
+  gflops = fwd / 1e9
+  mfu = statistics.median(gflops / t / p for t, p in zip(times, peaks)) if peaks else None
+  result = {
+      "benchmark": "eval_length",
+      "model": args.model,
+      "task": args.task,
+      "nmaps": args.nmaps,
+      "length": args.length,
+      "num_examples": num_batches * batch,
+      "batch_size": batch,
+      "model_fields": {k: v for k, v in config.model.items() if k != "name"},
+      "batch_seconds": round(batch_seconds, 3),
+      "batch_seconds_all": [round(t, 3) for t in times],
+      "cpu_seconds_per_batch": round(statistics.median(cpu_times), 3),
+      "examples_per_second": round(batch / batch_seconds, 4),
+      "compile_seconds": round(compile_seconds, 2),
+      "model_gflops_per_batch": round(gflops, 1),
+      "model_gflops_per_example": round(gflops / batch, 1),
+      "achieved_gflops": round(gflops / batch_seconds, 2),
+      "matmul_peak_gflops": round(statistics.median(peaks), 2) if peaks else None,
+      "mfu": None if mfu is None else round(mfu, 3),
+      "mfu_cpu": (round(statistics.median(gflops / c / p for c, p in zip(cpu_times, cpu_peaks)), 3)
+                  if cpu_peaks else None),
+      **common.peak_memory_bytes(),
+      **memory,
+      "sequence_error_untrained": seq_wrong / (num_batches * batch),
+      "backend": jax.default_backend(),
+      "device": str(jax.devices()[0].device_kind),
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "malloc_tuning": malloc_tuned,
+  }
+  common.emit(result)
+  return result
+
+
+if __name__ == "__main__":
+  main()
