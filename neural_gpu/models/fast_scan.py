@@ -46,7 +46,6 @@ class ScanSpec(NamedTuple):
   cutoff: float
   dropout: bool  # whether a dropout key and keep probability are used
   remat: bool
-  height: int = 4  # rows folded into the channels (informational for this loop)
 
 
 class Weights(NamedTuple):

@@ -135,7 +135,7 @@ class NeuralGPU(nn.Module):
 
     if conv_impl == "matmul" and self.custom_vjp:
       spec = fast_scan.ScanSpec(num_layers=layers, relax_copies=r, cutoff=self.cutoff,
-                                dropout=use_dropout, remat=self.remat, height=h)
+                                dropout=use_dropout, remat=self.remat)
       weights = fast_scan.Weights(gate_w, gate_bias_f, cand_w, cand_bias_f)
       state = fast_scan.cgru_scan(spec, weights, state, lengths, keep, dropout_key)
       logits = state[..., :m] @ output + output_bias
