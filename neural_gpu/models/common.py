@@ -1,5 +1,6 @@
 """Pieces shared by the models: the output type, masks, width shifts and activations."""
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -72,6 +73,8 @@ def fan_in_init(fan_in: int, scale: float = 1.0):
   limit = (3.0 * scale / fan_in) ** 0.5
 
   def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -limit, limit)
+    # Drawn flat then reshaped: the same values, but N-D uniform draws compile several times slower.
+    size = math.prod(shape)
+    return jax.random.uniform(key, (size,), dtype, -limit, limit).reshape(shape)
 
   return init
