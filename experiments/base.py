@@ -41,6 +41,7 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       log_every=50,
       schedule_every=200,  # lr decay on plateau and saturation-weight updates
       label_smoothing=0.0,
+      input_noise=0.0,  # probability of replacing each input symbol by a random one (training)
       # Early stopping when > 0: at each checkpoint, validate at the maximal length, keep the
       # best checkpoint in <workdir>/best, stop after this many checkpoints without improvement.
       early_stopping_patience=0,

@@ -80,6 +80,14 @@ def masked_cross_entropy(logits, targets, lengths, label_smoothing: float = 0.0)
   return loss, seq_err, sym_err
 
 
+def corrupt_inputs(inputs, key, rate: float, vocab_size: int):
+  """Input noise: each non-PAD input symbol becomes a random non-PAD symbol with prob. `rate`."""
+  flip_key, symbol_key = jax.random.split(key)
+  flip = jax.random.bernoulli(flip_key, rate, inputs.shape) & (inputs > 0)
+  random_symbols = jax.random.randint(symbol_key, inputs.shape, 1, vocab_size, inputs.dtype)
+  return jnp.where(flip, random_symbols, inputs)
+
+
 def make_train_step(config, model, optimizer, max_traces: int | None = None):
   """Returns the jit'd step (state, batches, hyper) -> (state, metrics).
 
@@ -91,6 +99,7 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None):
   opt = config.optimizer
   relaxed = is_relaxed(config)
   smoothing = config.train.get("label_smoothing", 0.0)
+  input_noise = config.train.get("input_noise", 0.0)
 
   def loss_fn(params, model_state, batches, key, hyper):
     totals = {"loss": 0.0, "seq_err": 0.0, "sym_err": 0.0}
@@ -99,6 +108,9 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None):
     for i, (inputs, targets, lengths) in enumerate(batches):
       variables = {"params": params, **new_state}
       rngs = {"dropout": jax.random.fold_in(key, i)}
+      if input_noise:
+        inputs = corrupt_inputs(inputs, jax.random.fold_in(rngs["dropout"], 1 << 30),
+                                input_noise, model.vocab_size)
       if new_state:
         out, new_state = model.apply(variables, inputs, lengths, train=True, rngs=rngs,
                                      mutable=list(new_state))

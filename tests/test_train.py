@@ -179,3 +179,11 @@ def test_early_stopping_keeps_the_best_checkpoint_and_stops(tmp_path):
   assert host["best"]["stopped"] and host["best"]["step"] == 10
   assert train.train_and_evaluate(config, str(tmp_path))["step"] == 10  # a re-run stays stopped
   assert checkpoints.latest_step() == 30
+
+
+def test_input_noise_replaces_about_the_given_fraction_and_never_pad():
+  inputs = np.tile(np.array([[1, 2, 1, 2, 0, 0]], np.int32), (2000, 1))
+  noisy = np.asarray(train.corrupt_inputs(inputs, jax.random.key(0), 0.3, vocab_size=5))
+  assert np.all(noisy[:, 4:] == 0) and np.all(noisy[:, :4] > 0)
+  changed = np.mean(noisy[:, :4] != inputs[:, :4])
+  assert 0.3 * 3 / 4 - 0.02 < changed < 0.3 * 3 / 4 + 0.02  # 1 in 4 draws picks the same symbol
