@@ -149,3 +149,20 @@ def parse_xla_flags(extra: str) -> None:
   """Appends `extra` to XLA_FLAGS before jax initializes its backend."""
   if extra:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + extra).strip()
+
+
+def add_process_args(parser) -> None:
+  """Flags every benchmark takes for the process set-up (see `setup_process`)."""
+  parser.add_argument("--malloc_tuning", type=int, default=1,
+                      help="0: NEURAL_GPU_MALLOC_TUNING=0, i.e. no "
+                      "neural_gpu.cpu_tuning.tune_malloc() (which importing the models applies)")
+  parser.add_argument("--xla_flags", default="", help="appended to XLA_FLAGS")
+
+
+def setup_process(args) -> bool:
+  """XLA flags and malloc tuning, before JAX starts; returns whether malloc tuning is on."""
+  parse_xla_flags(args.xla_flags)
+  if not args.malloc_tuning:
+    os.environ["NEURAL_GPU_MALLOC_TUNING"] = "0"
+  from neural_gpu import cpu_tuning
+  return cpu_tuning.tune_malloc()

@@ -36,16 +36,9 @@ def main(argv=None):
   p.add_argument("--batch_size", type=int, default=32)
   p.add_argument("--rounds", type=int, default=7)
   p.add_argument("--variant", action="append", required=True, metavar="LABEL:F=V,F=V")
-  p.add_argument("--malloc_tuning", type=int, default=1,
-                 help="0: NEURAL_GPU_MALLOC_TUNING=0, i.e. no neural_gpu.cpu_tuning.tune_malloc() "
-                 "(which importing the models applies)")
-  p.add_argument("--xla_flags", default="")
+  common.add_process_args(p)
   args = p.parse_args(argv)
-  common.parse_xla_flags(args.xla_flags)
-  if not args.malloc_tuning:
-    os.environ["NEURAL_GPU_MALLOC_TUNING"] = "0"
-  from neural_gpu import cpu_tuning
-  malloc_tuned = cpu_tuning.tune_malloc()
+  malloc_tuned = common.setup_process(args)
   import jax
   import numpy as np
   from experiments import base

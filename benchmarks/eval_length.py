@@ -33,17 +33,10 @@ def main(argv=None):
   p.add_argument("--num_examples", type=int, default=16)
   p.add_argument("--batch_size", type=int, default=0, help="0: evaluate.batch_size_for")
   p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
-  p.add_argument("--malloc_tuning", type=int, default=1,
-                 help="0: NEURAL_GPU_MALLOC_TUNING=0 (see neural_gpu/cpu_tuning.py)")
-  p.add_argument("--xla_flags", default="")
+  common.add_process_args(p)
   p.add_argument("--no_peak", action="store_true")
   args = p.parse_args(argv)
-
-  common.parse_xla_flags(args.xla_flags)
-  if not args.malloc_tuning:
-    os.environ["NEURAL_GPU_MALLOC_TUNING"] = "0"
-  from neural_gpu import cpu_tuning
-  malloc_tuned = cpu_tuning.tune_malloc()
+  malloc_tuned = common.setup_process(args)
   import jax
   import jax.numpy as jnp
   from experiments import base

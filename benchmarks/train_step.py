@@ -52,20 +52,12 @@ def main(argv=None):
                  help="extra model field, e.g. --set=conv_impl=conv (repeatable)")
   p.add_argument("--curriculum", default="fixed",
                  help="'fixed' (one batch at --length) or 'default' (the model's own)")
-  p.add_argument("--malloc_tuning", type=int, default=1,
-                 help="0: NEURAL_GPU_MALLOC_TUNING=0, i.e. no neural_gpu.cpu_tuning.tune_malloc() "
-                 "(which importing the models applies)")
-  p.add_argument("--xla_flags", default="", help="appended to XLA_FLAGS")
+  common.add_process_args(p)
   p.add_argument("--compilation_cache", default="",
                  help="persistent compilation cache folder (as launch.py sets it)")
   p.add_argument("--no_peak", action="store_true", help="skip the matmul roofline")
   args = p.parse_args(argv)
-
-  common.parse_xla_flags(args.xla_flags)
-  if not args.malloc_tuning:
-    os.environ["NEURAL_GPU_MALLOC_TUNING"] = "0"
-  from neural_gpu import cpu_tuning
-  malloc_tuned = cpu_tuning.tune_malloc()
+  malloc_tuned = common.setup_process(args)
   import jax
   import numpy as np
   if args.compilation_cache:  # as launch.py does (it sets JAX_COMPILATION_CACHE_DIR)
