@@ -326,7 +326,7 @@ class Trainer:
       start = total  # this run already stopped early: nothing left to train
     t0 = time.time()
 
-    def pull(step):
+    def pull():
       """Brings pending metrics to the host; raises on a non-finite loss."""
       nonlocal pending
       if not pending:
@@ -351,19 +351,19 @@ class Trainer:
         pending.append((step, metrics))
         done = step + 1
         if done % log_every == 0 or done == total:
-          means = pull(done)
+          means = pull()
           means.update(length=self.curriculum.current_length(host["curriculum"]),
                        lr_scale=host["lr_scale"], steps_per_second=(done - start) / (time.time() - t0))
           writer.write(done, means)
           bar.update(done, len=means["length"], loss=means["loss"], seq_err=means["seq_err"],
                      sym_err=means["sym_err"])
         if done % schedule_every == 0:
-          pull(done)
+          pull()
           host = self.update_schedule(host)
         if done % curriculum_every == 0:
           state, host = self.update_curriculum(state, host, done)
         if done % ckpt_every == 0 or done == total:
-          pull(done)
+          pull()
           if patience:
             host = self.early_stopping(state, host, done, best_checkpoints)
           checkpoints.save(done, state, host)
