@@ -178,6 +178,27 @@ def decay_on_plateau(c, lr_scale: float, history: list, loss: float) -> tuple[fl
   return lr_scale, history
 
 
+def hard_kinds(config, subtasks) -> list[tuple[str, ...]]:
+  """Per task, the hard example kinds mixed into training (train.hard_fraction of each batch);
+  checked here so that a wrong name fails before anything is written."""
+  fraction = config.train.get("hard_fraction", 0.0)
+  if not 0.0 <= fraction <= 1.0:
+    raise TrainingError(f"train.hard_fraction must be in [0, 1], got {fraction}")
+  if not fraction:
+    return [() for _ in subtasks]
+  asked = tuple(k for k in config.train.get("hard_kinds", "").split(",") if k)
+  kinds = []
+  for task in subtasks:
+    if not task.hard_kinds:
+      raise TrainingError(f"task {task.name} has no hard examples; set train.hard_fraction=0")
+    unknown = [k for k in asked if k not in task.hard_kinds]
+    if unknown:
+      raise TrainingError(f"task {task.name} has no hard kind {unknown[0]!r}; "
+                          f"valid train.hard_kinds: {', '.join(task.hard_kinds)}")
+    kinds.append(asked or task.hard_kinds)
+  return kinds
+
+
 class Trainer:
   """Holds everything one run needs; `run()` trains to config.train.num_steps."""
 
@@ -190,6 +211,7 @@ class Trainer:
     self.curriculum = curriculum_lib.get(config.curriculum, self.task, config.train.max_length)
     self.max_length = self.curriculum.max_length
     self.buckets = curriculum_lib.make_buckets(self.max_length, self.curriculum.extra_buckets())
+    self.hard_kinds = hard_kinds(config, self.subtasks)
     self.train_step = make_train_step(config, self.model, self.optimizer, max_traces)
     self.error_fn = eval_lib.make_error_fn(self.model)
 
@@ -224,11 +246,22 @@ class Trainer:
     return np.random.default_rng(eval_lib.data_seed(self.config.seed, TRAIN_STREAM, step))
 
   def padded_batch(self, task_index: int, seed, length: int):
-    """(inputs, targets, lengths) of `length`, padded to its bucket."""
-    data = self.subtasks[task_index].sample(seed, self.config.train.batch_size, length)
+    """(inputs, targets, lengths) of `length`, padded to its bucket. With train.hard_fraction,
+    that share of the rows comes from the task's hard generators instead (split over kinds)."""
+    task, batch = self.subtasks[task_index], self.config.train.batch_size
+    data = task.sample(seed, batch, length)
+    inputs, targets = data.inputs, data.targets
+    num_hard = int(round(self.config.train.get("hard_fraction", 0.0) * batch))
+    if num_hard:
+      kinds = self.hard_kinds[task_index]
+      rows = np.array_split(np.arange(batch - num_hard, batch), len(kinds))
+      for i, (kind, part) in enumerate(zip(kinds, rows)):
+        if len(part):
+          hard = task.sample_hard((*seed, i + 1), len(part), length, kind)
+          inputs[part], targets[part] = hard.inputs, hard.targets
     width = curriculum_lib.bucket_for(length, self.buckets)
-    lens = np.full((data.inputs.shape[0],), length, np.int32)
-    return pad_to(data.inputs, width), pad_to(data.targets, width), lens
+    lens = np.full((batch,), length, np.int32)
+    return pad_to(inputs, width), pad_to(targets, width), lens
 
   def batches(self, step: int, host: dict):
     if self.config.train.get("overfit_one_batch", False):

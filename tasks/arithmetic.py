@@ -76,7 +76,10 @@ class Arithmetic(Task):
   Hard kinds: 'zeros' (operands with at most 3 significant digits, e.g.
   0...02 * 0...02, all-zero included); for addition also 'carry': digits
   s..s+c-1 of a and b sum to base^c or base^c - 1, with a chain of c >= k/2
-  digits starting at a random s and random digits elsewhere.
+  digits starting at a random s and random digits elsewhere; and 'propagate':
+  each digit pair sums to base-1 (a carry passes straight through it) with a
+  per-example probability drawn from [0.75, 0.95] instead of 1/base, so carry
+  chains of every length up to k occur anywhere, without a fixed window.
   """
 
   odd_only = True
@@ -85,7 +88,7 @@ class Arithmetic(Task):
   def __init__(self, name: str, base: int, op: str):
     self.base = check_base(name, base)
     self.op = op
-    self.hard_kinds = ('carry', 'zeros') if op == '+' else ('zeros',)
+    self.hard_kinds = ('carry', 'propagate', 'zeros') if op == '+' else ('zeros',)
     super().__init__(name, [PAD, *'0123456789'[:self.base], op])
 
   def _random_digits(self, rng, b, k):
@@ -101,6 +104,10 @@ class Arithmetic(Task):
     x, y = self._random_digits(rng, b, k), self._random_digits(rng, b, k)
     if kind == 'zeros':
       return self._assemble(_zero_high_digits(rng, x), _zero_high_digits(rng, y), length)
+    if kind == 'propagate':
+      p = rng.uniform(0.75, 0.95, size=(b, 1))
+      y = np.where(rng.random((b, k)) < p, self.base - 1 - x, y)
+      return self._assemble(x, y, length)
     for row in range(b):  # kind == 'carry'
       c = int(rng.integers((k + 1) // 2, k + 1))
       s = int(rng.integers(0, k - c + 1))

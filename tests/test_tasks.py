@@ -176,6 +176,24 @@ def test_hard_carry_chains(name, seed, k):
 
 
 @FEW
+@given(name=st.sampled_from(['badd', 'qadd', 'add']), seed=SEEDS, k=st.integers(1, 60))
+def test_hard_propagate(name, seed, k):
+  task = tasks.get(name)
+  base, op = ARITH[name]
+  for inp, tgt in rows(task, task.sample_hard(seed, 4, 2 * k + 1, 'propagate')):
+    check_arithmetic(task, base, op, inp, tgt)
+
+
+def test_hard_propagate_makes_long_carry_chains():
+  task = tasks.get('badd')
+  k = 40
+  batch = task.sample_hard(0, 256, 2 * k + 1, 'propagate')
+  sums = (batch.inputs[:, :k] - 1) + (batch.inputs[:, k + 1:] - 1)
+  share = np.mean(sums == 1)  # random operands: 1/2; here p in [0.75, 0.95] + (1 - p) / 2
+  assert 0.9 < share < 0.95, share
+
+
+@FEW
 @given(name=st.sampled_from(sorted(ARITH)), seed=SEEDS, k=st.integers(1, 60))
 def test_hard_zeros(name, seed, k):
   task = tasks.get(name)
@@ -212,6 +230,8 @@ def test_hard_sets_cover_both_carry_totals_and_zero_operands():
 def test_hard_kind_errors():
   with pytest.raises(ValueError, match="unknown hard kind 'carry'; valid kinds: zeros"):
     tasks.get('mul').sample_hard(0, 2, 9, 'carry')
+  with pytest.raises(ValueError, match="unknown hard kind 'propagate'; valid kinds: zeros"):
+    tasks.get('mul').sample_hard(0, 2, 9, 'propagate')
   with pytest.raises(ValueError, match='valid kinds: none'):
     tasks.get('copy').sample_hard(0, 2, 9, 'zeros')
   with pytest.raises(ValueError, match='badd needs odd length >= 3, got 8'):

@@ -187,3 +187,50 @@ def test_input_noise_replaces_about_the_given_fraction_and_never_pad():
   assert np.all(noisy[:, 4:] == 0) and np.all(noisy[:, :4] > 0)
   changed = np.mean(noisy[:, :4] != inputs[:, :4])
   assert 0.3 * 3 / 4 - 0.02 < changed < 0.3 * 3 / 4 + 0.02  # 1 in 4 draws picks the same symbol
+
+
+def longest_run(values, target):
+  best = run = 0
+  for v in values:
+    run = run + 1 if v == target else 0
+    best = max(best, run)
+  return best
+
+
+def test_hard_fraction_mixes_long_carry_chains_into_the_batch(tmp_path):
+  from experiments import badd
+  config = badd.get_config("dngpu")
+  config.train.update(batch_size=16, hard_fraction=0.5, hard_kinds="carry")
+  mixed = train.Trainer(config, str(tmp_path))
+  config = badd.get_config("dngpu")
+  config.train.batch_size = 16
+  plain = train.Trainer(config, str(tmp_path))
+  host = mixed.init_host()
+  hard_runs, plain_runs = [], []
+  for (inputs, _, lengths), (plain_inputs, _, _) in zip(mixed.batches(0, host),
+                                                        plain.batches(0, host)):
+    length = int(lengths[0])
+    k = (length - 1) // 2
+    digit_sums = (inputs[:, :k] - 1) + (inputs[:, k + 1:length] - 1)
+    # The longest run of 'propagate' digit pairs (sum 1), along which a carry travels.
+    runs = [longest_run(row, 1) for row in digit_sums]
+    if length >= 31:
+      plain_runs += runs[:8]
+      hard_runs += runs[8:]
+    assert np.array_equal(inputs[:8], plain_inputs[:8])  # the first half stays the same
+    assert not np.array_equal(inputs[8:], plain_inputs[8:])
+  # Random operands: about log2(k) ~ 4; carry windows span at least k/2 digits.
+  assert np.mean(hard_runs) > 2.5 * np.mean(plain_runs), (hard_runs, plain_runs)
+
+
+@pytest.mark.parametrize("task, fields, message", [
+    ("badd", dict(hard_fraction=0.3, hard_kinds="bogus"), "no hard kind 'bogus'"),
+    ("copy", dict(hard_fraction=0.3), "set train.hard_fraction=0"),
+    ("badd", dict(hard_fraction=1.5), "must be in [0, 1]"),
+])
+def test_hard_fraction_errors(tmp_path, task, fields, message):
+  from experiments import base
+  config = base.get_config(task=task, model="dngpu")
+  config.train.update(**fields)
+  with pytest.raises(train.TrainingError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    train.Trainer(config, str(tmp_path))
