@@ -28,6 +28,8 @@ flags.DEFINE_enum("mode", "train", ["train", "eval", "gradcheck"],
 flags.DEFINE_integer("step", None, "eval: checkpoint step (default: latest).")
 flags.DEFINE_list("lengths", None, "eval: lengths to test (default: the config's eval.lengths).")
 flags.DEFINE_integer("num_examples", None, "eval: examples per length (default: from config).")
+flags.DEFINE_list("hard_kinds", None, "eval: hard test sets to add, e.g. carry,zeros "
+                  "(default: the config's eval.hard_kinds).")
 flags.DEFINE_bool("best", False, "eval: the checkpoint early stopping kept (lowest validation "
                   "error) instead of the latest.")
 flags.DEFINE_bool("sweep", False, "Run every point of the config file's sweep() in its own "
@@ -71,7 +73,7 @@ def main(argv):
     if FLAGS.mode == "eval":
       lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
       report = train.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
-                                         best=FLAGS.best)
+                                         best=FLAGS.best, hard_kinds=FLAGS.hard_kinds)
     else:
       report = train.train_and_evaluate(FLAGS.config, workdir)
   except (ValueError, train.TrainingError) as e:

@@ -78,5 +78,7 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
     c.model.fixed_length = c.train.get_ref("max_length")  # follows --config.train.max_length
     c.curriculum.name = "fixed"
   c.checkpoint = dict(every_steps=200, max_to_keep=3)
-  c.eval = dict(lengths=(41, 401), num_examples=(256, 64))
+  # hard_kinds: the task's hard test sets (e.g. "carry,propagate,zeros" for addition) to report
+  # too, at the same lengths; empty: random inputs only.
+  c.eval = dict(lengths=(41, 401), num_examples=(256, 64), hard_kinds="")
   return c

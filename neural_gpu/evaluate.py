@@ -45,16 +45,21 @@ def batch_size_for(length: int, num_examples: int) -> int:
 
 
 def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
-                     error_fn=None, progress: bool = True, stream: int = EVAL_STREAM) -> list[dict]:
+                     error_fn=None, progress: bool = True, stream: int = EVAL_STREAM,
+                     kind: str | None = None) -> list[dict]:
   """Returns one result dict per length, in the order given.
 
   num_examples: an int for every length, or one int per length.
+  kind: one of task.hard_kinds to test on that hard set (SPEC 2, EXT) instead of random inputs.
   A model that cannot run at a length (e.g. an MLP built for a fixed width) gets
   {"length": L, "not_applicable": reason} instead of made-up numbers.
   """
   counts = [num_examples] * len(lengths) if np.isscalar(num_examples) else list(num_examples)
   if len(counts) != len(lengths):
     raise ValueError(f"num_examples has {len(counts)} entries for {len(lengths)} lengths")
+  if kind is not None and kind not in task.hard_kinds:
+    raise ValueError(f"{task.name} has no hard test set {kind!r}; valid: "
+                     f"{', '.join(task.hard_kinds) or 'none'}")
   for length in lengths:
     if not task.is_valid_length(length):
       raise ValueError(f"cannot evaluate {task.name} at length {length}; valid lengths up to it: "
@@ -64,11 +69,16 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
   for length, count in zip(lengths, counts):
     batch = batch_size_for(length, count)
     num_batches = -(-count // batch)
-    bar = Progress(num_batches, label=f"eval L={length} ") if progress else None
+    label = f"eval {kind + ' ' if kind else ''}L={length} "
+    bar = Progress(num_batches, label=label) if progress else None
     seq_wrong = sym_wrong = 0
     try:
       for i in range(num_batches):
-        data = task.sample(data_seed(seed, stream, length, i), batch, length)
+        if kind is None:
+          data = task.sample(data_seed(seed, stream, length, i), batch, length)
+        else:
+          kind_id = 1 + task.hard_kinds.index(kind)
+          data = task.sample_hard(data_seed(seed, stream, length, i, kind_id), batch, length, kind)
         take = min(batch, count - i * batch)
         lens = jnp.full((batch,), length, jnp.int32)
         any_wrong, num_wrong = jax.device_get(error_fn(variables, data.inputs, data.targets, lens))
@@ -125,14 +135,19 @@ def _plot(report: dict, path: str) -> None:
   plt.close(fig)
 
 
+def _table_row(r: dict, prefix: str = "") -> str:
+  if "not_applicable" in r:
+    return f"{prefix}{r['length']:>8}  not applicable: {r['not_applicable']}"
+  return (f"{prefix}{r['length']:>8} {r['num_examples']:>9} {r['sequence_error']:>9.4f} "
+          f"{r['symbol_error']:>10.6f}")
+
+
 def format_table(report: dict) -> str:
+  columns = f"{'length':>8} {'examples':>9} {'seq_err':>9} {'sym_err':>10}"
   lines = [f"{report['model']} on {report['task']} at step {report['step']} "
-           f"(trained up to length {report['train_max_length']})",
-           f"{'length':>8} {'examples':>9} {'seq_err':>9} {'sym_err':>10}"]
-  for r in report["results"]:
-    if "not_applicable" in r:
-      lines.append(f"{r['length']:>8}  not applicable: {r['not_applicable']}")
-    else:
-      lines.append(f"{r['length']:>8} {r['num_examples']:>9} {r['sequence_error']:>9.4f} "
-                   f"{r['symbol_error']:>10.6f}")
+           f"(trained up to length {report['train_max_length']})", columns]
+  lines += [_table_row(r) for r in report["results"]]
+  if report.get("hard"):
+    lines += ["hard test sets:", f"{'kind':>10} {columns}"]
+    lines += [_table_row(r, f"{r['kind']:>10} ") for r in report["hard"]]
   return "\n".join(lines)

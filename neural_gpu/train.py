@@ -6,6 +6,7 @@ loss history). Both go into every checkpoint, and every random draw of step t co
 fold_in(key(config.seed), t), so a resumed run continues exactly as if it had never stopped.
 """
 
+import functools
 import json
 import math
 import os
@@ -445,10 +446,15 @@ def check_compatible(config, workdir: str) -> None:
 
 
 def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
-                        config=None, progress: bool = True, best: bool = False) -> dict:
+                        config=None, progress: bool = True, best: bool = False,
+                        hard_kinds=None) -> dict:
   """Loads the saved config and a checkpoint (latest unless `step`; with `best`, the one early
-  stopping kept), evaluates, and writes the report."""
+  stopping kept), evaluates, and writes the report. hard_kinds (default: the config's
+  eval.hard_kinds, comma-separated) adds the task's hard test sets at the same lengths, under
+  the report's "hard" key."""
   config = config or load_config(workdir)
+  if hard_kinds is None:
+    hard_kinds = [k for k in config.eval.get("hard_kinds", "").split(",") if k]
   subdir = "best" if best else "checkpoints"
   if not ckpt_lib.has_checkpoint(workdir, subdir):
     raise TrainingError(f"no checkpoint in {os.path.join(workdir, subdir)}: train first"
@@ -468,11 +474,17 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
       num_examples = list(num_examples)
       if len(num_examples) != len(lengths):  # lengths came from the command line
         num_examples = max(num_examples)
+  for kind in hard_kinds:  # fail before the long evaluation, not after it
+    if kind not in trainer.task.hard_kinds:
+      raise TrainingError(f"{trainer.task.name} has no hard test set {kind!r}; valid: "
+                          f"{', '.join(trainer.task.hard_kinds) or 'none'}")
   variables = {"params": state.params, **state.model_state}
-  results = eval_lib.evaluate_lengths(trainer.model, variables, trainer.task, lengths,
-                                      num_examples, config.seed, trainer.error_fn, progress)
+  evaluate = functools.partial(eval_lib.evaluate_lengths, trainer.model, variables, trainer.task,
+                               lengths, num_examples, config.seed, trainer.error_fn, progress)
   report = {"step": int(step), "task": config.task.name, "model": config.model.name,
-            "train_max_length": trainer.max_length, "results": results}
+            "train_max_length": trainer.max_length, "results": evaluate()}
+  if hard_kinds:
+    report["hard"] = [{"kind": kind, **r} for kind in hard_kinds for r in evaluate(kind=kind)]
   eval_lib.write_report(workdir, report)
   return report
 

@@ -68,3 +68,28 @@ def test_long_lengths_use_small_batches():
   assert evaluate.batch_size_for(41, 256) == 64
   assert evaluate.batch_size_for(4001, 256) == 16
   assert evaluate.batch_size_for(4001, 8) == 8
+
+
+def test_hard_test_sets_are_sampled_from_the_hard_generator():
+  task = tasks.get("badd")
+  length, count = 9, 8
+  batch = evaluate.batch_size_for(length, count)
+  hard = task.sample_hard(evaluate.data_seed(0, evaluate.EVAL_STREAM, length, 0, 1), batch,
+                          length, "carry")
+  answers = {x.tobytes(): y for x, y in zip(hard.inputs, hard.targets)}
+  model = Oracle(answers, task.vocab_size)
+  variables = model.init(jax.random.key(0), hard.inputs, jnp.full((batch,), length))
+  [result] = evaluate.evaluate_lengths(model, variables, task, [length], count, seed=0,
+                                       progress=False, kind="carry")
+  assert result == {"length": length, "num_examples": count, "sequence_error": 0.0,
+                    "symbol_error": 0.0}
+  with pytest.raises(ValueError, match="badd has no hard test set 'bogus'; valid: carry"):
+    evaluate.evaluate_lengths(model, variables, task, [length], count, seed=0, kind="bogus")
+
+
+def test_table_lists_hard_sets_by_kind():
+  row = {"length": 41, "num_examples": 8, "sequence_error": 0.5, "symbol_error": 0.01}
+  report = {"step": 3, "task": "badd", "model": "dngpu", "train_max_length": 41,
+            "results": [row], "hard": [{"kind": "carry", **row}]}
+  lines = evaluate.format_table(report).splitlines()
+  assert lines[-2].split()[0] == "kind" and lines[-1].split()[:2] == ["carry", "41"]

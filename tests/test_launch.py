@@ -68,6 +68,8 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path)
   assert_one_line_error(launch("--mode=eval", f"--workdir={tmp_path}/empty"), "train there first")
   assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--lengths=0"),
                         "length")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--hard_kinds=carry"),
+                        "copy has no hard test set 'carry'")
   assert_one_line_error(launch(*TINY, "--config.model.nmaps=12", f"--workdir={trained}"),
                         "use a new --workdir")
   assert_one_line_error(launch("--config=experiments/tiny.py:dngpu", f"--workdir={trained}"),
