@@ -44,9 +44,10 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       input_noise=0.0,  # probability of replacing each input symbol by a random one (training)
       # Share of each training batch drawn from the task's hard generators (e.g. badd 'carry':
       # long carry chains, which random operands of <= 20 bits rarely contain), split over
-      # hard_kinds ("carry,zeros"; empty: all the task has).
+      # hard_kinds ("carry,zeros"; empty: all the task has), from hard_start_step on.
       hard_fraction=0.0,
       hard_kinds="",
+      hard_start_step=0,  # mixed in from this step on (random inputs only before it)
       # Early stopping when > 0: at each checkpoint, validate at the maximal length, keep the
       # best checkpoint in <workdir>/best, stop after this many checkpoints without improvement.
       early_stopping_patience=0,

@@ -44,6 +44,24 @@ def batch_size_for(length: int, num_examples: int) -> int:
   return max(1, min(num_examples, 64, MAX_CELLS_PER_BATCH // length))
 
 
+def check_request(task, lengths, num_examples, kinds=()) -> list[int]:
+  """Validates an evaluation request before any work; returns the example count per length."""
+  counts = [num_examples] * len(lengths) if np.isscalar(num_examples) else list(num_examples)
+  if len(counts) != len(lengths):
+    raise ValueError(f"num_examples has {len(counts)} entries for {len(lengths)} lengths")
+  if min(counts, default=1) < 1:
+    raise ValueError(f"num_examples must be >= 1 at every length, got {counts}")
+  for kind in kinds:
+    if kind not in task.hard_kinds:
+      raise ValueError(f"{task.name} has no hard test set {kind!r}; valid: "
+                       f"{', '.join(task.hard_kinds) or 'none'}")
+  for length in lengths:
+    if not task.is_valid_length(length):
+      raise ValueError(f"cannot evaluate {task.name} at length {length}; valid lengths up to it: "
+                       f"...{task.valid_lengths(length)[-3:]}")
+  return counts
+
+
 def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
                      error_fn=None, progress: bool = True, stream: int = EVAL_STREAM,
                      kind: str | None = None) -> list[dict]:
@@ -54,16 +72,7 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
   A model that cannot run at a length (e.g. an MLP built for a fixed width) gets
   {"length": L, "not_applicable": reason} instead of made-up numbers.
   """
-  counts = [num_examples] * len(lengths) if np.isscalar(num_examples) else list(num_examples)
-  if len(counts) != len(lengths):
-    raise ValueError(f"num_examples has {len(counts)} entries for {len(lengths)} lengths")
-  if kind is not None and kind not in task.hard_kinds:
-    raise ValueError(f"{task.name} has no hard test set {kind!r}; valid: "
-                     f"{', '.join(task.hard_kinds) or 'none'}")
-  for length in lengths:
-    if not task.is_valid_length(length):
-      raise ValueError(f"cannot evaluate {task.name} at length {length}; valid lengths up to it: "
-                       f"...{task.valid_lengths(length)[-3:]}")
+  counts = check_request(task, lengths, num_examples, [kind] if kind else [])
   error_fn = error_fn or make_error_fn(model)
   results = []
   for length, count in zip(lengths, counts):

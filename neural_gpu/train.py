@@ -246,13 +246,13 @@ class Trainer:
   def step_rng(self, step: int) -> np.random.Generator:
     return np.random.default_rng(eval_lib.data_seed(self.config.seed, TRAIN_STREAM, step))
 
-  def padded_batch(self, task_index: int, seed, length: int):
-    """(inputs, targets, lengths) of `length`, padded to its bucket. With train.hard_fraction,
-    that share of the rows comes from the task's hard generators instead (split over kinds)."""
+  def padded_batch(self, task_index: int, seed, length: int, hard: bool = False):
+    """(inputs, targets, lengths) of `length`, padded to its bucket. With `hard`,
+    train.hard_fraction of the rows come from the task's hard generators (split over kinds)."""
     task, batch = self.subtasks[task_index], self.config.train.batch_size
     data = task.sample(seed, batch, length)
     inputs, targets = data.inputs, data.targets
-    num_hard = int(round(self.config.train.get("hard_fraction", 0.0) * batch))
+    num_hard = int(round(self.config.train.get("hard_fraction", 0.0) * batch)) if hard else 0
     if num_hard:
       kinds = self.hard_kinds[task_index]
       rows = np.array_split(np.arange(batch - num_hard, batch), len(kinds))
@@ -268,7 +268,8 @@ class Trainer:
     if self.config.train.get("overfit_one_batch", False):
       step = 0  # the lecture's sanity check: a model must be able to memorize one batch
     rng = self.step_rng(step)
-    return tuple(self.padded_batch(index, tuple(rng.integers(0, 2**31, 2)), length)
+    hard = step >= self.config.train.get("hard_start_step", 0)
+    return tuple(self.padded_batch(index, tuple(rng.integers(0, 2**31, 2)), length, hard)
                  for index, length in self.curriculum.draws(host["curriculum"], rng))
 
   # -- host-side schedule ----------------------------------------------------------------
@@ -445,6 +446,10 @@ def check_compatible(config, workdir: str) -> None:
           f"for {config[section].to_dict()}; use a new --workdir")
 
 
+def eval_kinds(config) -> list[str]:
+  return [k for k in config.eval.get("hard_kinds", "").split(",") if k]
+
+
 def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
                         config=None, progress: bool = True, best: bool = False,
                         hard_kinds=None) -> dict:
@@ -453,8 +458,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   eval.hard_kinds, comma-separated) adds the task's hard test sets at the same lengths, under
   the report's "hard" key."""
   config = config or load_config(workdir)
-  if hard_kinds is None:
-    hard_kinds = [k for k in config.eval.get("hard_kinds", "").split(",") if k]
+  hard_kinds = eval_kinds(config) if hard_kinds is None else hard_kinds
   subdir = "best" if best else "checkpoints"
   if not ckpt_lib.has_checkpoint(workdir, subdir):
     raise TrainingError(f"no checkpoint in {os.path.join(workdir, subdir)}: train first"
@@ -474,10 +478,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
       num_examples = list(num_examples)
       if len(num_examples) != len(lengths):  # lengths came from the command line
         num_examples = max(num_examples)
-  for kind in hard_kinds:  # fail before the long evaluation, not after it
-    if kind not in trainer.task.hard_kinds:
-      raise TrainingError(f"{trainer.task.name} has no hard test set {kind!r}; valid: "
-                          f"{', '.join(trainer.task.hard_kinds) or 'none'}")
+  eval_lib.check_request(trainer.task, lengths, num_examples, hard_kinds)  # before any work
   variables = {"params": state.params, **state.model_state}
   evaluate = functools.partial(eval_lib.evaluate_lengths, trainer.model, variables, trainer.task,
                                lengths, num_examples, config.seed, trainer.error_fn, progress)
@@ -493,6 +494,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Trains (resuming from the latest checkpoint in workdir, if any), then evaluates."""
   check_compatible(config, workdir)
   trainer = Trainer(config, workdir)  # validates task, model and curriculum before any write
+  eval_lib.check_request(trainer.task, list(config.eval.lengths), config.eval.num_examples,
+                         eval_kinds(config))  # and the evaluation that follows training
   save_config(config, workdir)
   trainer.run()
   best = config.train.get("early_stopping_patience", 0) > 0

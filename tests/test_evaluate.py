@@ -62,6 +62,8 @@ def test_invalid_length_is_rejected_before_any_work():
   task = tasks.get("badd")
   with pytest.raises(ValueError, match="cannot evaluate badd at length 40"):
     evaluate.evaluate_lengths(None, None, task, [41, 40], 4, seed=0, progress=False)
+  with pytest.raises(ValueError, match="num_examples must be >= 1"):
+    evaluate.evaluate_lengths(None, None, task, [41, 401], [8, 0], seed=0, progress=False)
 
 
 def test_long_lengths_use_small_batches():

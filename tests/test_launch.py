@@ -65,6 +65,8 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path)
                         "unknown model 'nope'", "dngpu")
   assert_one_line_error(launch(*TINY, "--config.train.num_stepz=3", f"--workdir={tmp_path}/c"),
                         "num_steps")
+  assert_one_line_error(launch(*TINY, "--config.eval.num_examples=0", f"--workdir={tmp_path}/d"),
+                        "num_examples")
   assert_one_line_error(launch("--mode=eval", f"--workdir={tmp_path}/empty"), "train there first")
   assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--lengths=0"),
                         "length")
@@ -75,4 +77,4 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path)
   assert_one_line_error(launch("--config=experiments/tiny.py:dngpu", f"--workdir={trained}"),
                         "use a new --workdir")
   assert tree_digest(trained) == before
-  assert not any(os.path.exists(tmp_path / d) for d in ("a", "b", "c", "empty"))
+  assert not any(os.path.exists(tmp_path / d) for d in ("a", "b", "c", "d", "empty"))
