@@ -258,8 +258,8 @@ class Trainer:
       rows = np.array_split(np.arange(batch - num_hard, batch), len(kinds))
       for i, (kind, part) in enumerate(zip(kinds, rows)):
         if len(part):
-          hard = task.sample_hard((*seed, i + 1), len(part), length, kind)
-          inputs[part], targets[part] = hard.inputs, hard.targets
+          extra = task.sample_hard((*seed, i + 1), len(part), length, kind)
+          inputs[part], targets[part] = extra.inputs, extra.targets
     width = curriculum_lib.bucket_for(length, self.buckets)
     lens = np.full((batch,), length, np.int32)
     return pad_to(inputs, width), pad_to(targets, width), lens
