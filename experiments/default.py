@@ -3,11 +3,14 @@
 Trains on 20-bit operands (length 41, every length bin every step, as in the DNGPU paper) with
 m=24 maps and no dropout, which learned fastest on a CPU in our runs. The learning rate stays
 at 0.02 for 4000 steps (decaying it earlier delayed learning in our runs), then halves every 250
-steps so the model settles. About 26 minutes on a shared 2-core CPU (README.md has the output). Then tests on 41, 401 (10x) and 4001 (100x, a small
-sample).
+steps so the model settles. About 26 minutes on a shared 2-core CPU (README.md has the
+output). Then tests on 41, 401 (10x) and 4001 (100x, a small sample).
 
   python launch.py                       # this file, into runs/default
   python launch.py --config=experiments/default.py --workdir=runs/default
+
+Longer training generalizes further: with --config.train.num_steps=8000
+--config.optimizer.decay_start=7000 the error at 10x fell from 2.3% to 1.2% (README.md).
 """
 
 from experiments import base
