@@ -48,6 +48,9 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       hard_fraction=0.0,
       hard_kinds="",
       hard_start_step=0,  # mixed in from this step on (random inputs only before it)
+      # Share of each batch drawn at a random shorter valid length, padded (the DNGPU paper
+      # trains every bin with 5% shorter examples: 0.05).
+      shorter_fraction=0.0,
       # Early stopping when > 0: at each checkpoint, validate at the maximal length, keep the
       # best checkpoint in <workdir>/best, stop after this many checkpoints without improvement.
       early_stopping_patience=0,

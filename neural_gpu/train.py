@@ -247,11 +247,22 @@ class Trainer:
     return np.random.default_rng(eval_lib.data_seed(self.config.seed, TRAIN_STREAM, step))
 
   def padded_batch(self, task_index: int, seed, length: int, hard: bool = False):
-    """(inputs, targets, lengths) of `length`, padded to its bucket. With `hard`,
-    train.hard_fraction of the rows come from the task's hard generators (split over kinds)."""
+    """(inputs, targets, lengths) of `length`, padded to its bucket. The first
+    train.shorter_fraction of the rows get a random shorter valid length each (the DNGPU's
+    shorter examples; PAD after their end). With `hard`, the last train.hard_fraction of the
+    rows come from the task's hard generators (split over kinds)."""
     task, batch = self.subtasks[task_index], self.config.train.batch_size
     data = task.sample(seed, batch, length)
     inputs, targets = data.inputs, data.targets
+    lens = np.full((batch,), length, np.int32)
+    shorter = task.valid_lengths(length - 1)
+    num_short = int(round(self.config.train.get("shorter_fraction", 0.0) * batch))
+    if num_short and shorter:
+      rng = np.random.default_rng((*seed, 1 << 16))
+      for row, short in enumerate(rng.choice(shorter, size=num_short)):
+        extra = task.sample((*seed, (1 << 16) + row + 1), 1, int(short))
+        inputs[row], targets[row] = pad_to(extra.inputs, length)[0], pad_to(extra.targets, length)[0]
+        lens[row] = short
     num_hard = int(round(self.config.train.get("hard_fraction", 0.0) * batch)) if hard else 0
     if num_hard:
       kinds = self.hard_kinds[task_index]
@@ -261,7 +272,6 @@ class Trainer:
           extra = task.sample_hard((*seed, i + 1), len(part), length, kind)
           inputs[part], targets[part] = extra.inputs, extra.targets
     width = curriculum_lib.bucket_for(length, self.buckets)
-    lens = np.full((batch,), length, np.int32)
     return pad_to(inputs, width), pad_to(targets, width), lens
 
   def batches(self, step: int, host: dict):

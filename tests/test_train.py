@@ -234,3 +234,24 @@ def test_hard_fraction_errors(tmp_path, task, fields, message):
   config.train.update(**fields)
   with pytest.raises(train.TrainingError, match=message.replace("[", r"\[").replace("]", r"\]")):
     train.Trainer(config, str(tmp_path))
+
+
+def test_shorter_fraction_pads_shorter_examples_into_each_bin(tmp_path):
+  from experiments import badd
+  config = badd.get_config("dngpu")
+  config.train.update(batch_size=16, shorter_fraction=0.25)
+  trainer = train.Trainer(config, str(tmp_path))
+  for inputs, targets, lengths in trainer.batches(3, trainer.init_host()):
+    length = int(lengths[-1])
+    assert np.all(lengths[4:] == length)
+    if length == trainer.task.valid_lengths(length)[0]:
+      continue  # nothing shorter exists
+    for row in range(4):
+      short = int(lengths[row])
+      assert short < length and trainer.task.is_valid_length(short)
+      assert np.all(inputs[row, short:] == 0) and np.all(targets[row, short:] == 0)
+      k = (short - 1) // 2
+      digits = inputs[row, :short] - 1
+      value = lambda d: int("".join(map(str, d[::-1])) or "0", 2)
+      total = value(digits[:k]) + value(digits[k + 1:])
+      assert value(targets[row, :short] - 1) == total
