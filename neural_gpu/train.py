@@ -270,7 +270,7 @@ class Trainer:
       for i, (kind, part) in enumerate(zip(kinds, rows)):
         if len(part):
           extra = task.sample_hard((*seed, i + 1), len(part), length, kind)
-          inputs[part], targets[part] = extra.inputs, extra.targets
+          inputs[part], targets[part], lens[part] = extra.inputs, extra.targets, length
     width = curriculum_lib.bucket_for(length, self.buckets)
     return pad_to(inputs, width), pad_to(targets, width), lens
 
