@@ -255,9 +255,9 @@ class Trainer:
     data = task.sample(seed, batch, length)
     inputs, targets = data.inputs, data.targets
     lens = np.full((batch,), length, np.int32)
-    shorter = task.valid_lengths(length - 1)
     num_short = int(round(self.config.train.get("shorter_fraction", 0.0) * batch))
-    if num_short and shorter:
+    shorter = task.valid_lengths(length - 1) if num_short else []
+    if shorter:
       rng = np.random.default_rng((*seed, 1 << 16))
       for row, short in enumerate(rng.choice(shorter, size=num_short)):
         extra = task.sample((*seed, (1 << 16) + row + 1), 1, int(short))
