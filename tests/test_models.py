@@ -85,6 +85,20 @@ def test_dropout_only_in_training():
   assert not np.allclose(a, c)
 
 
+def test_dngpu_input_dropout_only_in_training():
+  x, lens = _batch(np.random.default_rng(8), 4, 3, 8, [8, 6, 8])
+  plain = models.get("dngpu", 4, nmaps=6)
+  dropped = models.get("dngpu", 4, nmaps=6, input_dropout=0.5)
+  variables = plain.init(jax.random.key(0), x, lens)
+  np.testing.assert_array_equal(plain.apply(variables, x, lens).logits,
+                                dropped.apply(variables, x, lens).logits)
+  rngs = {"dropout": jax.random.key(1)}
+  train_plain = plain.apply(variables, x, lens, train=True, rngs=rngs).logits
+  train_dropped = dropped.apply(variables, x, lens, train=True, rngs=rngs).logits
+  np.testing.assert_array_equal(train_plain, plain.apply(variables, x, lens).logits)
+  assert not np.allclose(train_plain, train_dropped)
+
+
 def test_dngpu_reports_saturation_cost():
   model = models.get("dngpu", 4, nmaps=6)
   x, lens = _batch(np.random.default_rng(7), 4, 2, 8, [8, 5])

@@ -38,12 +38,15 @@ class DNGPU(nn.Module):
     vocab_size: number of symbols, PAD (0) included.
     nmaps: m, channels per position.
     dropout: rate of dropout on the candidate, training only.
+    input_dropout: rate of dropout on the embedded input, training only (the reference applies
+      its one rate to both; 0 here keeps the input whole).
     custom_vjp: run the loop through `fast_scan.dngpu_scan` (hand-written reverse pass);
       False: plain autodiff through `lax.scan`. The same function either way.
   """
   vocab_size: int
   nmaps: int = 48
   dropout: float = 0.0
+  input_dropout: float = 0.0
   custom_vjp: bool = True
 
   @nn.compact
@@ -64,6 +67,9 @@ class DNGPU(nn.Module):
     # One-hot then a 1x1 projection is a row lookup; PAD maps to 0 like every masked cell.
     input_pre = input_proj[inputs] * (inputs > 0)[..., None]
     state = common.hard_tanh(input_pre) * mask
+    if train and self.input_dropout > 0.0:
+      keep = jax.random.bernoulli(self.make_rng("dropout"), 1 - self.input_dropout, state.shape)
+      state = jnp.where(keep, state / (1 - self.input_dropout), 0.0)
     # The input's saturation counts once per step it feeds, as in the reference.
     input_sat = jnp.sum(jax.nn.relu(jnp.abs(input_pre) - SATURATION_LIMIT) * mask
                         * lengths[:, None, None].astype(state.dtype))
