@@ -107,17 +107,37 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
   return results
 
 
-def write_report(workdir: str, report: dict) -> str:
-  """Writes eval/step_<N>.json and a PNG plot of error against length; returns the JSON path."""
+def write_report(workdir: str, report: dict) -> dict:
+  """Writes eval/step_<N>.json and a PNG plot of error against length; returns what was written.
+
+  A report already there for that step is merged, not overwritten: a length (or hard set and
+  length) measured again is replaced, the others are kept, so evaluating more lengths later
+  never loses the earlier ones.
+  """
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, f"step_{report['step']}.json")
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except (OSError, ValueError):
+    old = {}
+  report = {**report, "results": _merge(old.get("results", []), report["results"],
+                                        lambda r: r["length"])}
+  hard = _merge(old.get("hard", []), report.get("hard", []), lambda r: (r["kind"], r["length"]))
+  if hard:
+    report["hard"] = hard
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(report, f, indent=1)
   os.replace(tmp, path)
   _plot(report, os.path.join(out_dir, f"step_{report['step']}.png"))
-  return path
+  return report
+
+
+def _merge(old: list, new: list, key) -> list:
+  fresh = {key(r) for r in new}
+  return sorted([r for r in old if key(r) not in fresh] + list(new), key=key)
 
 
 def _plot(report: dict, path: str) -> None:

@@ -496,8 +496,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
             "train_max_length": trainer.max_length, "results": evaluate()}
   if hard_kinds:
     report["hard"] = [{"kind": kind, **r} for kind in hard_kinds for r in evaluate(kind=kind)]
-  eval_lib.write_report(workdir, report)
-  return report
+  return eval_lib.write_report(workdir, report)
 
 
 def train_and_evaluate(config, workdir: str) -> dict:

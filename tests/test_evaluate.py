@@ -1,5 +1,7 @@
 """Evaluation counts every position, PAD included, and keeps results keyed by length."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,3 +97,16 @@ def test_table_lists_hard_sets_by_kind():
             "results": [row], "hard": [{"kind": "carry", **row}]}
   lines = evaluate.format_table(report).splitlines()
   assert lines[-2].split()[0] == "kind" and lines[-1].split()[:2] == ["carry", "41"]
+
+
+def test_a_later_evaluation_of_the_same_step_adds_to_its_report(tmp_path):
+  row = lambda length, err: {"length": length, "num_examples": 4, "sequence_error": err,
+                             "symbol_error": err / 10}
+  head = {"step": 7, "task": "badd", "model": "dngpu", "train_max_length": 41}
+  evaluate.write_report(str(tmp_path), {**head, "results": [row(41, 0.0), row(401, 0.5)],
+                                        "hard": [{"kind": "carry", **row(41, 0.25)}]})
+  merged = evaluate.write_report(str(tmp_path), {**head, "results": [row(101, 0.1), row(401, 0.2)]})
+  with open(tmp_path / "eval" / "step_7.json") as f:
+    assert json.load(f) == merged
+  assert merged["results"] == [row(41, 0.0), row(101, 0.1), row(401, 0.2)]
+  assert merged["hard"] == [{"kind": "carry", **row(41, 0.25)}]
