@@ -67,9 +67,7 @@ class DNGPU(nn.Module):
     # One-hot then a 1x1 projection is a row lookup; PAD maps to 0 like every masked cell.
     input_pre = input_proj[inputs] * (inputs > 0)[..., None]
     state = common.hard_tanh(input_pre) * mask
-    if train and self.input_dropout > 0.0:
-      keep = jax.random.bernoulli(self.make_rng("dropout"), 1 - self.input_dropout, state.shape)
-      state = jnp.where(keep, state / (1 - self.input_dropout), 0.0)
+    state = nn.Dropout(self.input_dropout)(state, deterministic=not train)
     # The input's saturation counts once per step it feeds, as in the reference.
     input_sat = jnp.sum(jax.nn.relu(jnp.abs(input_pre) - SATURATION_LIMIT) * mask
                         * lengths[:, None, None].astype(state.dtype))
