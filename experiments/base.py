@@ -10,7 +10,7 @@ import ml_collections
 # Per-model settings from the papers, scaled to a 2-core CPU.
 MODEL_DEFAULTS = {
     "neural_gpu": dict(nmaps=24, num_layers=2, dropout=0.0, relax_copies=1),
-    "dngpu": dict(nmaps=48, dropout=0.0),
+    "dngpu": dict(nmaps=48, dropout=0.0, input_dropout=0.0, extra_steps=0.0),
     # Baselines at CPU scale. The MLPs' fixed_length is tied to train.max_length below; the
     # recurrent nets keep the 'fixed' curriculum (in a 400-step GRU copy check at length 21 it
     # beat 'ngpu', which was still at length 6).

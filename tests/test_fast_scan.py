@@ -94,11 +94,14 @@ def test_ngpu_fast_scan_without_dropout():
                 _value_and_grads(autodiff, p, x, lengths, targets), "custom VJP vs autodiff")
 
 
-def test_dngpu_fast_scan_matches_autodiff():
-  """Dropout on, and a large saturation-cost weight so that term's gradient is checked too."""
+@pytest.mark.parametrize("extra_steps", [0.0, 0.5])
+def test_dngpu_fast_scan_matches_autodiff(extra_steps):
+  """Dropout on, and a large saturation-cost weight so that term's gradient is checked too;
+  with extra_steps the examples also run random numbers of steps past their lengths."""
   x, lengths, targets = _batch(2, width=12)
-  fast = models.get("dngpu", VOCAB, nmaps=9, dropout=0.2)
-  autodiff = models.get("dngpu", VOCAB, nmaps=9, dropout=0.2, custom_vjp=False)
+  fast = models.get("dngpu", VOCAB, nmaps=9, dropout=0.2, extra_steps=extra_steps)
+  autodiff = models.get("dngpu", VOCAB, nmaps=9, dropout=0.2, extra_steps=extra_steps,
+                        custom_vjp=False)
   p = _random_params(fast, x, lengths, seed=2, scale=0.6)
   got = _value_and_grads(fast, p, x, lengths, targets, penalty_weight=3.0)
   want = _value_and_grads(autodiff, p, x, lengths, targets, penalty_weight=3.0)

@@ -99,6 +99,19 @@ def test_dngpu_input_dropout_only_in_training():
   assert not np.allclose(train_plain, train_dropped)
 
 
+def test_dngpu_extra_steps_only_in_training():
+  """Extra steps change what a training pass computes, never an evaluation."""
+  x, lens = _batch(np.random.default_rng(9), 4, 3, 8, [8, 6, 8])
+  plain = models.get("dngpu", 4, nmaps=6)
+  longer = models.get("dngpu", 4, nmaps=6, extra_steps=1.0)
+  variables = plain.init(jax.random.key(0), x, lens)
+  np.testing.assert_array_equal(plain.apply(variables, x, lens).logits,
+                                longer.apply(variables, x, lens).logits)
+  rngs = {"dropout": jax.random.key(1)}
+  train_longer = longer.apply(variables, x, lens, train=True, rngs=rngs).logits
+  assert not np.allclose(plain.apply(variables, x, lens).logits, train_longer)
+
+
 def test_dngpu_reports_saturation_cost():
   model = models.get("dngpu", 4, nmaps=6)
   x, lens = _batch(np.random.default_rng(7), 4, 2, 8, [8, 5])

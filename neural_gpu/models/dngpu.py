@@ -9,6 +9,8 @@ hand (custom VJP) so that the weight gradients are one matmul over all steps aft
 `custom_vjp=False` keeps plain autodiff of the same loop (the reference for tests).
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -40,6 +42,9 @@ class DNGPU(nn.Module):
     dropout: rate of dropout on the candidate, training only.
     input_dropout: rate of dropout on the embedded input, training only (the reference applies
       its one rate to both; 0 here keeps the input whole).
+    extra_steps: training only: each example runs its length plus a random number of steps,
+      uniform in [0, extra_steps * length], so that a rule tied to exactly L steps is not
+      enough (the loop then has ceil(extra_steps * width) more iterations); 0: off.
     custom_vjp: run the loop through `fast_scan.dngpu_scan` (hand-written reverse pass);
       False: plain autodiff through `lax.scan`. The same function either way.
   """
@@ -47,6 +52,7 @@ class DNGPU(nn.Module):
   nmaps: int = 48
   dropout: float = 0.0
   input_dropout: float = 0.0
+  extra_steps: float = 0.0
   custom_vjp: bool = True
 
   @nn.compact
@@ -74,6 +80,12 @@ class DNGPU(nn.Module):
     gate_offset = jnp.concatenate([jnp.full((m,), 0.5), jnp.full((m,), 0.7)]).astype(state.dtype)
     use_dropout = train and self.dropout > 0.0
     dropout_key = self.make_rng("dropout") if use_dropout else None
+    steps, extra_iters = lengths, 0
+    if train and self.extra_steps > 0.0:
+      extra_iters = math.ceil(self.extra_steps * width)
+      most = jnp.floor(self.extra_steps * lengths.astype(jnp.float32)) + 1.0
+      draw = jax.random.uniform(self.make_rng("dropout"), lengths.shape)
+      steps = lengths + jnp.floor(draw * most).astype(lengths.dtype)
 
     def step(carry, t):
       state, sat = carry
@@ -86,7 +98,7 @@ class DNGPU(nn.Module):
         keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, t), 1 - self.dropout, cand.shape)
         cand = jnp.where(keep, cand / (1 - self.dropout), 0.0)
       new = (update * diagonal_shift(state) + (1.0 - update) * cand) * mask
-      running = (t < lengths)[:, None, None]
+      running = (t < steps)[:, None, None]
       # Counted on real cells of running examples only, so bucket padding does not dilute it.
       real = mask * running
       step_sat = (jnp.sum(jax.nn.relu(jnp.abs(gates_pre) - SATURATION_LIMIT) * real)
@@ -94,12 +106,13 @@ class DNGPU(nn.Module):
       return (jnp.where(running, new, state), sat + step_sat), None
 
     if self.custom_vjp:
-      spec = fast_scan.DiagSpec(SATURATION_LIMIT, self.dropout if use_dropout else 0.0)
+      spec = fast_scan.DiagSpec(SATURATION_LIMIT, self.dropout if use_dropout else 0.0,
+                                extra_iters)
       weights = fast_scan.DiagWeights(gate_kernel, gate_bias, cand_kernel, cand_bias)
-      state, sat = fast_scan.dngpu_scan(spec, weights, state, lengths, dropout_key)
+      state, sat = fast_scan.dngpu_scan(spec, weights, state, lengths, steps, dropout_key)
     else:
       (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), state.dtype)),
-                                     jnp.arange(width))
+                                     jnp.arange(width + extra_iters))
     # Summed over units, averaged over (step, cell): example b runs lengths[b] steps over
     # lengths[b] cells.
     cell_steps = jnp.maximum(jnp.sum(lengths.astype(state.dtype) ** 2), 1.0)

@@ -138,7 +138,7 @@ def cgru_scan(spec: ScanSpec, w: Weights, state, lengths, keep, key):
   if spec.dropout:  # the dropout masks are drawn for the whole batch: no chunking
     return _forward(spec, w, state, lengths, keep, key, "none")[0]
   run = lambda s, l: _forward(spec, w, s, l, keep, key, "none")[0]
-  return chunked_over_batch(run, state, lengths, 12 * state.shape[-1])
+  return chunked_over_batch(run, 12 * state.shape[-1], state, lengths)
 
 
 def _fwd(spec, w, state, lengths, keep, key):
@@ -159,15 +159,15 @@ def batch_chunk(batch: int, width: int, floats_per_cell: int) -> int:
   return max(d for d in range(1, min(fit, batch) + 1) if batch % d == 0)
 
 
-def chunked_over_batch(fn, state, lengths, floats_per_cell: int):
-  """fn(state, lengths) -> pytree of per-example arrays (batch first) or scalars to be summed;
-  applied chunk by chunk (lax.map) when the batch is too big for the cache."""
+def chunked_over_batch(fn, floats_per_cell: int, state, *per_example):
+  """fn(state, *per_example) -> pytree of per-example arrays (batch first) or scalars to be
+  summed; applied chunk by chunk (lax.map) when the batch is too big for the cache."""
   batch, width = state.shape[:2]
   chunk = batch_chunk(batch, width, floats_per_cell)
   if chunk >= batch:
-    return fn(state, lengths)
+    return fn(state, *per_example)
   split = lambda a: a.reshape((batch // chunk, chunk) + a.shape[1:])
-  outs = jax.lax.map(lambda xs: fn(*xs), (split(state), split(lengths)))
+  outs = jax.lax.map(lambda xs: fn(*xs), tuple(split(a) for a in (state,) + per_example))
   return jax.tree.map(lambda o: o.reshape((batch,) + o.shape[2:]) if o.ndim > 1 else o.sum(),
                       outs)
 
@@ -268,6 +268,7 @@ class DiagSpec(NamedTuple):
   """Static settings of the DNGPU loop."""
   saturation_limit: float
   dropout: float  # rate on the candidate (0: none)
+  extra_steps: int = 0  # loop iterations beyond the width, for examples that run longer
   reset_offset: float = 0.5  # added to the gate pre-activations after the bias
   update_offset: float = 0.7
 
@@ -307,7 +308,7 @@ def _saturation_grad(pre, real, limit):
   return jnp.where(jnp.abs(pre) > limit, jnp.sign(pre), 0.0) * real
 
 
-def _diag_step(spec, w, state, t, mask, lengths, key):
+def _diag_step(spec, w, state, t, mask, steps, key):
   """One DNGPU step: (new state, saturation of this step, residuals (state, gate pre-act,
   candidate pre-act))."""
   m = state.shape[-1]
@@ -322,43 +323,44 @@ def _diag_step(spec, w, state, t, mask, lengths, key):
     keep = _keep_mask(key, t, 1.0 - spec.dropout, cand.shape)
     cand = jnp.where(keep, cand / (1.0 - spec.dropout), 0.0)
   new = (update * diagonal_shift(state) + (1.0 - update) * cand) * mask
-  running = (t < lengths)[:, None, None]
+  running = (t < steps)[:, None, None]
   real = mask * running
   sat = (_saturation(gates_pre, real, spec.saturation_limit)
          + _saturation(cand_pre, real, spec.saturation_limit))
   return jnp.where(running, new, state), sat, (state, gates_pre, cand_pre)
 
 
-def _diag_forward(spec, w, state, lengths, key, save):
+def _diag_forward(spec, w, state, lengths, steps, key, save):
   width = state.shape[1]
   mask = common.length_mask(lengths, width)
 
   def body(carry, t):
     s, sat = carry
-    new, step_sat, residuals = _diag_step(spec, w, s, t, mask, lengths, key)
+    new, step_sat, residuals = _diag_step(spec, w, s, t, mask, steps, key)
     return (new, sat + step_sat), (residuals if save else None)
 
   zero = jnp.zeros((), state.dtype)
-  return jax.lax.scan(body, (state, zero), jnp.arange(width))
+  return jax.lax.scan(body, (state, zero), jnp.arange(width + spec.extra_steps))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def dngpu_scan(spec: DiagSpec, w: DiagWeights, state, lengths, key):
-  """Runs the DNGPU loop for `state.shape[1]` steps (example b changes while t < lengths[b]);
-  returns (final state, summed saturation cost over real cells of running examples)."""
-  run = lambda s, l: _diag_forward(spec, w, s, l, key, False)[0]
+def dngpu_scan(spec: DiagSpec, w: DiagWeights, state, lengths, steps, key):
+  """Runs the DNGPU loop for `state.shape[1] + spec.extra_steps` iterations; example b has
+  lengths[b] real cells and changes while t < steps[b]. Returns (final state, summed
+  saturation cost over real cells of running examples)."""
+  run = lambda s, l, n: _diag_forward(spec, w, s, l, n, key, False)[0]
   if spec.dropout:  # the dropout masks are drawn for the whole batch: no chunking
-    return run(state, lengths)
-  return chunked_over_batch(run, state, lengths, 12 * state.shape[-1])
+    return run(state, lengths, steps)
+  return chunked_over_batch(run, 12 * state.shape[-1], state, lengths, steps)
 
 
-def _diag_fwd(spec, w, state, lengths, key):
-  (final, sat), saved = _diag_forward(spec, w, state, lengths, key, True)
-  return (final, sat), (w, saved, lengths, key)
+def _diag_fwd(spec, w, state, lengths, steps, key):
+  (final, sat), saved = _diag_forward(spec, w, state, lengths, steps, key, True)
+  return (final, sat), (w, saved, lengths, steps, key)
 
 
 def _diag_bwd(spec, res, cotangents):
-  w, saved, lengths, key = res
+  w, saved, lengths, steps, key = res
   d_final, d_sat = cotangents
   width = d_final.shape[1]
   m = d_final.shape[-1]
@@ -369,7 +371,7 @@ def _diag_bwd(spec, res, cotangents):
 
   def body(ds, xs):
     t, (state, gates_pre, cand_pre) = xs
-    running = (t < lengths)[:, None, None]
+    running = (t < steps)[:, None, None]
     real = mask * running
     gates = common.hard_sigmoid(gates_pre)
     reset, update = gates[..., :m], gates[..., m:]
@@ -391,8 +393,8 @@ def _diag_bwd(spec, res, cotangents):
                + common.width3_taps(d_gates_pre) @ gw_t)
     return jnp.where(running, d_state, ds), (d_gates_pre, d_cand_pre)
 
-  steps = jnp.arange(width)
-  d_state, (d_gates_pre, d_cand_pre) = jax.lax.scan(body, d_final, (steps, saved), reverse=True)
+  times = jnp.arange(width + spec.extra_steps)
+  d_state, (d_gates_pre, d_cand_pre) = jax.lax.scan(body, d_final, (times, saved), reverse=True)
   states, gates_pre, _ = saved
   reset = common.hard_sigmoid(gates_pre[..., :m])
   d_w = DiagWeights(
@@ -400,7 +402,7 @@ def _diag_bwd(spec, res, cotangents):
       gate_b=jnp.sum(d_gates_pre, axis=(0, 1, 2)),
       cand_w=_weight_grad(reset * states, d_cand_pre),
       cand_b=jnp.sum(d_cand_pre, axis=(0, 1, 2)))
-  return d_w, d_state, None, None
+  return d_w, d_state, None, None, None
 
 
 dngpu_scan.defvjp(_diag_fwd, _diag_bwd)
