@@ -114,7 +114,8 @@ class DNGPU(nn.Module):
       (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), state.dtype)),
                                      jnp.arange(width + extra_iters))
     # Summed over units, averaged over (step, cell): example b runs lengths[b] steps over
-    # lengths[b] cells.
+    # lengths[b] cells (its extra training steps are not in the count; the trainer re-estimates
+    # the cost's weight from the loss anyway).
     cell_steps = jnp.maximum(jnp.sum(lengths.astype(state.dtype) ** 2), 1.0)
     sat_cost = (sat + input_sat) / cell_steps
     logits = state @ output + output_bias
