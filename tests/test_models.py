@@ -85,31 +85,21 @@ def test_dropout_only_in_training():
   assert not np.allclose(a, c)
 
 
-def test_dngpu_input_dropout_only_in_training():
+@pytest.mark.parametrize("option", [dict(input_dropout=0.5), dict(extra_steps=1.0)])
+def test_dngpu_training_only_options(option):
+  """Input dropout and random extra steps change what a training pass computes, never an
+  evaluation (and without them, training and evaluation agree when dropout is off)."""
   x, lens = _batch(np.random.default_rng(8), 4, 3, 8, [8, 6, 8])
   plain = models.get("dngpu", 4, nmaps=6)
-  dropped = models.get("dngpu", 4, nmaps=6, input_dropout=0.5)
+  changed = models.get("dngpu", 4, nmaps=6, **option)
   variables = plain.init(jax.random.key(0), x, lens)
-  np.testing.assert_array_equal(plain.apply(variables, x, lens).logits,
-                                dropped.apply(variables, x, lens).logits)
+  evaluated = plain.apply(variables, x, lens).logits
+  np.testing.assert_array_equal(evaluated, changed.apply(variables, x, lens).logits)
   rngs = {"dropout": jax.random.key(1)}
-  train_plain = plain.apply(variables, x, lens, train=True, rngs=rngs).logits
-  train_dropped = dropped.apply(variables, x, lens, train=True, rngs=rngs).logits
-  np.testing.assert_array_equal(train_plain, plain.apply(variables, x, lens).logits)
-  assert not np.allclose(train_plain, train_dropped)
-
-
-def test_dngpu_extra_steps_only_in_training():
-  """Extra steps change what a training pass computes, never an evaluation."""
-  x, lens = _batch(np.random.default_rng(9), 4, 3, 8, [8, 6, 8])
-  plain = models.get("dngpu", 4, nmaps=6)
-  longer = models.get("dngpu", 4, nmaps=6, extra_steps=1.0)
-  variables = plain.init(jax.random.key(0), x, lens)
-  np.testing.assert_array_equal(plain.apply(variables, x, lens).logits,
-                                longer.apply(variables, x, lens).logits)
-  rngs = {"dropout": jax.random.key(1)}
-  train_longer = longer.apply(variables, x, lens, train=True, rngs=rngs).logits
-  assert not np.allclose(plain.apply(variables, x, lens).logits, train_longer)
+  np.testing.assert_array_equal(plain.apply(variables, x, lens, train=True, rngs=rngs).logits,
+                                evaluated)
+  assert not np.allclose(changed.apply(variables, x, lens, train=True, rngs=rngs).logits,
+                         evaluated)
 
 
 def test_dngpu_reports_saturation_cost():
