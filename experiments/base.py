@@ -23,8 +23,9 @@ MODEL_DEFAULTS = {
 }
 OPTIMIZER_DEFAULTS = {
     "neural_gpu": dict(name="adam", learning_rate=1e-3, eps=1e-4, clip_norm=1.0),
+    # clip_multiplier=1.2 (and clip_norm=0) is the reference's clipping; not the default yet.
     "dngpu": dict(name="adamax", learning_rate=1e-2, eps=1e-8, clip_norm=1.0,
-                  b2_schedule="dngpu"),
+                  b2_schedule="dngpu", clip_multiplier=0.0),
 }
 CURRICULUM_DEFAULTS = {"neural_gpu": "ngpu", "dngpu": "all_bins"}
 

@@ -17,7 +17,8 @@ def _adam(c):
 
 def _adamax(c):
   if c.get("b2_schedule", "constant") == "dngpu":
-    return scale_by_adamax_dngpu(b1=c.get("b1", 0.9), eps=c.get("eps", 1e-8))
+    return scale_by_adamax_dngpu(b1=c.get("b1", 0.9), eps=c.get("eps", 1e-8),
+                                 clip_multiplier=c.get("clip_multiplier", 0.0))
   return optax.scale_by_adamax(b1=c.get("b1", 0.9), b2=c.get("b2", 0.999), eps=c.get("eps", 1e-8))
 
 
@@ -32,14 +33,25 @@ class AdamaxState(NamedTuple):
   nu: Any
 
 
-def scale_by_adamax_dngpu(b1: float = 0.9, eps: float = 1e-8) -> optax.GradientTransformation:
-  """AdaMax whose beta2 follows `dngpu_b2`, with bias-corrected first moment."""
+def scale_by_adamax_dngpu(b1: float = 0.9, eps: float = 1e-8, clip_multiplier: float = 0.0,
+                          clip_epsilon: float = 1e-4) -> optax.GradientTransformation:
+  """AdaMax whose beta2 follows `dngpu_b2`, with bias-corrected first moment.
+
+  clip_multiplier > 0 clips each gradient element to +-(clip_multiplier * its running max +
+  clip_epsilon) first, as the DNGPU reference's AdaMax does (1.2): one outlier gradient then
+  cannot inflate the running max, which with beta2 near 1 would shrink that parameter's steps
+  for thousands of steps. From a zero max the first steps are close to sign descent.
+  """
 
   def init(params):
     zeros = jax.tree.map(jnp.zeros_like, params)
     return AdamaxState(jnp.zeros((), jnp.int32), zeros, zeros)
 
   def update(grads, state, params=None):
+    if clip_multiplier > 0.0:
+      grads = jax.tree.map(lambda g, n: jnp.clip(g, -(clip_multiplier * n + clip_epsilon),
+                                                 clip_multiplier * n + clip_epsilon),
+                           grads, state.nu)
     count = state.count + 1
     b2 = dngpu_b2(state.count.astype(jnp.float32))
     mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)

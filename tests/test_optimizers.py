@@ -47,6 +47,21 @@ def test_dngpu_beta2_schedule():
   assert float(optimizers.dngpu_b2(1e6)) == pytest.approx(1 - 5e-4)
 
 
+def test_dngpu_adamax_clips_each_gradient_to_its_running_max():
+  """clip_multiplier 1.2: a gradient element is cut to 1.2 x its running max + 1e-4, so an
+  outlier raises the max by at most that much; off (0), the outlier sets the max."""
+  params = {"w": jnp.zeros(2)}
+  small, spike = {"w": jnp.array([1.0, -1.0])}, {"w": jnp.array([100.0, 1.0])}
+  for multiplier, first_max, spike_max in ((1.2, 1e-4, 1.2 * 1e-4 + 1e-4), (0.0, 1.0, 100.0)):
+    opt = optimizers.scale_by_adamax_dngpu(clip_multiplier=multiplier)
+    state = opt.init(params)
+    updates, state = opt.update(small, state)
+    np.testing.assert_allclose(state.nu["w"], [first_max, first_max], rtol=1e-6)
+    np.testing.assert_allclose(updates["w"], [1.0, -1.0], rtol=1e-3)  # sign of the gradient
+    _, state = opt.update(spike, state)
+    assert float(state.nu["w"][0]) == pytest.approx(spike_max, rel=1e-5)
+
+
 def test_gradient_noise_has_the_annealed_variance():
   grads = {"a": jnp.zeros((200_000,)), "b": jnp.zeros((3, 4))}
   for step in (0, 100):
