@@ -268,7 +268,7 @@ class DiagSpec(NamedTuple):
   """Static settings of the DNGPU loop."""
   saturation_limit: float
   dropout: float  # rate on the candidate (0: none)
-  extra_steps: int = 0  # loop iterations beyond the width, for examples that run longer
+  extra_iters: int = 0  # loop iterations beyond the width, for examples that run longer
   reset_offset: float = 0.5  # added to the gate pre-activations after the bias
   update_offset: float = 0.7
 
@@ -340,12 +340,12 @@ def _diag_forward(spec, w, state, lengths, steps, key, save):
     return (new, sat + step_sat), (residuals if save else None)
 
   zero = jnp.zeros((), state.dtype)
-  return jax.lax.scan(body, (state, zero), jnp.arange(width + spec.extra_steps))
+  return jax.lax.scan(body, (state, zero), jnp.arange(width + spec.extra_iters))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def dngpu_scan(spec: DiagSpec, w: DiagWeights, state, lengths, steps, key):
-  """Runs the DNGPU loop for `state.shape[1] + spec.extra_steps` iterations; example b has
+  """Runs the DNGPU loop for `state.shape[1] + spec.extra_iters` iterations; example b has
   lengths[b] real cells and changes while t < steps[b]. Returns (final state, summed
   saturation cost over real cells of running examples)."""
   run = lambda s, l, n: _diag_forward(spec, w, s, l, n, key, False)[0]
@@ -393,7 +393,7 @@ def _diag_bwd(spec, res, cotangents):
                + common.width3_taps(d_gates_pre) @ gw_t)
     return jnp.where(running, d_state, ds), (d_gates_pre, d_cand_pre)
 
-  times = jnp.arange(width + spec.extra_steps)
+  times = jnp.arange(width + spec.extra_iters)
   d_state, (d_gates_pre, d_cand_pre) = jax.lax.scan(body, d_final, (times, saved), reverse=True)
   states, gates_pre, _ = saved
   reset = common.hard_sigmoid(gates_pre[..., :m])
