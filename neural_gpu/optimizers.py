@@ -109,6 +109,9 @@ def make(c) -> optax.GradientTransformation:
   """Clip (global norm and/or per element), then the named direction, then -learning rate."""
   if c.name not in _DIRECTIONS:
     raise ValueError(f"unknown optimizer {c.name!r}; valid optimizers: {', '.join(names())}")
+  if c.get("clip_multiplier", 0.0) and (c.name, c.get("b2_schedule")) != ("adamax", "dngpu"):
+    raise ValueError("optimizer.clip_multiplier needs optimizer.name=adamax with "
+                     "optimizer.b2_schedule=dngpu; set it to 0 for other optimizers")
   parts = []
   if c.get("clip_value", 0.0):
     parts.append(optax.clip(c.clip_value))

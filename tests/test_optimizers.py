@@ -32,6 +32,8 @@ def test_unknown_optimizer_and_schedule_list_valid_names():
     optimizers.make(config(name="lamb"))
   with pytest.raises(ValueError, match="valid: constant, exponential, warmup"):
     optimizers.make(config(name="adam", schedule="cosine"))
+  with pytest.raises(ValueError, match="clip_multiplier needs optimizer.name=adamax"):
+    optimizers.make(config(name="adam", clip_multiplier=1.2))
 
 
 def test_schedules():
