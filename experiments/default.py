@@ -5,11 +5,12 @@ paper) with m=24 maps and dropout 0.1 on the candidate, then tests at 41, 401 (1
 (100x). The dropout is what makes the learned rule hold far past the training range: without
 it the same runs learned the training range as fast but got 77-96% of the 10x sequences wrong
 (README.md). Reverse, not binary addition, is the default because it is the task that
-generalized on every seed we ran within the CPU budget (README.md; experiments/badd_cpu.py is
-the addition recipe and its record).
+generalized on every seed we ran (six of six, 0 errors at 41, 401 and 4001) within the CPU
+budget: about 7 minutes on an idle 2-core CPU, evaluation included. experiments/badd_cpu.py
+is the addition recipe; it generalized on one seed of four.
 
   python launch.py                       # this file, into runs/default
-  python launch.py --config=experiments/default.py --workdir=runs/default --config.seed=1
+  python launch.py --workdir=runs/reverse_seed1 --config.seed=1   # another seed
 """
 
 from experiments import base

@@ -445,15 +445,17 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def check_compatible(config, workdir: str) -> None:
-  """A workdir with a saved config only accepts a config for the same task and model."""
+  """A workdir with a saved config only accepts a config for the same seed, task and model
+  (resuming under another seed would silently mix two runs' data streams)."""
   if not os.path.exists(os.path.join(workdir, "config.json")):
     return
   saved = load_config(workdir)
-  for section in ("task", "model"):
-    if saved[section].to_dict() != config[section].to_dict():
+  plain = lambda v: v.to_dict() if isinstance(v, ml_collections.ConfigDict) else v
+  for section in ("seed", "task", "model"):
+    if plain(saved[section]) != plain(config[section]):
       raise TrainingError(
-          f"{workdir} holds a run with {section} {saved[section].to_dict()}, but the config asks "
-          f"for {config[section].to_dict()}; use a new --workdir")
+          f"{workdir} holds a run with {section} {plain(saved[section])}, but the config asks "
+          f"for {plain(config[section])}; use a new --workdir")
 
 
 def eval_kinds(config) -> list[str]:

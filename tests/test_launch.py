@@ -78,5 +78,7 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path)
                         "use a new --workdir")
   assert_one_line_error(launch("--config=experiments/tiny.py:dngpu", f"--workdir={trained}"),
                         "use a new --workdir")
+  assert_one_line_error(launch(*TINY, "--config.seed=7", f"--workdir={trained}"),
+                        "holds a run with seed 0")
   assert tree_digest(trained) == before
   assert not any(os.path.exists(tmp_path / d) for d in ("a", "b", "c", "d", "empty"))
