@@ -15,7 +15,7 @@ from experiments import base
 
 
 def get_config(arg=None):
-  c = base.get_config(task="badd", model="dngpu")
+  c = base.exact_length_protocol(base.get_config(task="badd", model="dngpu"))
   c.model.update(nmaps=24, dropout=0.0)
   c.optimizer.update(learning_rate=0.02, schedule="exponential", decay_start=4000,
                      decay_steps=250, decay_rate=0.5)

@@ -10,7 +10,9 @@ import ml_collections
 # Per-model settings from the papers, scaled to a 2-core CPU.
 MODEL_DEFAULTS = {
     "neural_gpu": dict(nmaps=24, num_layers=2, dropout=0.0, relax_copies=1),
-    "dngpu": dict(nmaps=48, dropout=0.0, input_dropout=0.0, extra_steps=0.0),
+    # The reference protocol (LUMII-Syslab/DNGPU): one dropout rate (keep 0.9) on the embedded
+    # input and the candidate, every example run for its bin's width in steps.
+    "dngpu": dict(nmaps=48, dropout=0.1, input_dropout=0.1, extra_steps=0.0, bin_steps=True),
     # Baselines at CPU scale. The MLPs' fixed_length is tied to train.max_length below; the
     # recurrent nets keep the 'fixed' curriculum (in a 400-step GRU copy check at length 21 it
     # beat 'ngpu', which was still at length 6).
@@ -23,9 +25,11 @@ MODEL_DEFAULTS = {
 }
 OPTIMIZER_DEFAULTS = {
     "neural_gpu": dict(name="adam", learning_rate=1e-3, eps=1e-4, clip_norm=1.0),
-    # clip_multiplier=1.2 (and clip_norm=0) is the reference's clipping; not the default yet.
-    "dngpu": dict(name="adamax", learning_rate=1e-2, eps=1e-8, clip_norm=1.0,
-                  b2_schedule="dngpu", clip_multiplier=0.0),
+    # The reference's AdaMax (adamax.py): no bias correction, each gradient element clipped to
+    # 1.2x its running max, no global-norm clip, noise lr * 1e-4; lr 0.01 * 48 / m.
+    "dngpu": dict(name="adamax", learning_rate=1e-2, eps=1e-8, clip_norm=0.0,
+                  b2_schedule="dngpu", clip_multiplier=1.2, bias_correction=False,
+                  grad_noise_lr=1e-4),
 }
 CURRICULUM_DEFAULTS = {"neural_gpu": "ngpu", "dngpu": "all_bins"}
 
@@ -50,8 +54,15 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       hard_kinds="",
       hard_start_step=0,  # mixed in from this step on (random inputs only before it)
       # Share of each batch drawn at a random shorter valid length, padded (the DNGPU paper
-      # trains every bin with 5% shorter examples: 0.05).
+      # trains every bin with 5% shorter examples: 0.05). With a pool, the share of extra
+      # items each bin's pool takes from random smaller bins.
       shorter_fraction=0.0,
+      # > 0: train on a finite pool of up to this many unique examples per length, as the
+      # DNGPU reference does (10000); 0: a fresh example every time (input_pipeline.py).
+      pool_size=0,
+      # The loss and training errors count every position of the padded batch (PAD targets
+      # included, as the DNGPU reference's per-bin mean); False: real positions only.
+      loss_on_padding=False,
       # Early stopping when > 0: at each checkpoint, validate at the maximal length, keep the
       # best checkpoint in <workdir>/best, stop after this many checkpoints without improvement.
       early_stopping_patience=0,
@@ -61,24 +72,25 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       pull_start=5e-4,  # relaxation pull (neural_gpu with relax_copies > 1)
       pull_growth=1.2,
       pull_max=0.1,
-      plateau_rule="ngpu",  # or "dngpu"
+      plateau_rule="ngpu",  # or "dngpu", "dngpu_reference"
       plateau_patience=3,
       plateau_decay=0.98,
       min_lr_scale=0.0,
   )
-  c.optimizer = dict(grad_noise=0.0, grad_noise_decay=0.55, clip_value=0.0,
+  c.optimizer = dict(grad_noise=0.0, grad_noise_decay=0.55, grad_noise_lr=0.0, clip_value=0.0,
                      schedule="constant", decay_start=0, decay_steps=1000, decay_rate=0.5,
-                     warmup_steps=500,
-                     **OPTIMIZER_DEFAULTS.get(model, dict(name="adam", learning_rate=1e-3,
-                                                          eps=1e-4, clip_norm=1.0)))
+                     warmup_steps=500)
+  c.optimizer.update(OPTIMIZER_DEFAULTS.get(model, dict(name="adam", learning_rate=1e-3,
+                                                        eps=1e-4, clip_norm=1.0)))
   # Every curriculum's fields are present, so --config.curriculum.name=... can switch.
   c.curriculum = dict(name=CURRICULUM_DEFAULTS.get(model, "fixed"), every_steps=200,
                       start_length=6, min_length=3, threshold=0.15,
-                      bins=(8, 12, 16, 20, 25, 28, 31, 36, 41))
-  if model == "dngpu":  # the DNGPU schedule: lr x0.7 on a stall, floor lr/60
-    c.train.update(plateau_rule="dngpu", plateau_decay=0.7, min_lr_scale=1 / 60)
-    c.model.dropout = 0.1
-    c.train.plateau_patience = 2
+                      bins=(8, 12, 16, 20, 25, 28, 31, 36, 41), mixed_bins=False)
+  if model == "dngpu":  # the reference protocol (SPEC 1, "Training data and bins")
+    c.curriculum.mixed_bins = True  # a bin holds every length up to its width
+    c.train.update(pool_size=10000, shorter_fraction=0.05, loss_on_padding=True,
+                   plateau_rule="dngpu_reference", plateau_patience=2, plateau_decay=0.7,
+                   min_lr_scale=1 / 60)
   if model in ("mlp", "highway_mlp"):  # one weight per position: train at the one length it has
     c.model.fixed_length = c.train.get_ref("max_length")  # follows --config.train.max_length
     c.curriculum.name = "fixed"
@@ -86,4 +98,17 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
   # hard_kinds: the task's hard test sets (e.g. "carry,propagate,zeros" for addition) to report
   # too, at the same lengths; empty: random inputs only.
   c.eval = dict(lengths=(41, 401), num_examples=(256, 64), hard_kinds="")
+  return c
+
+
+def exact_length_protocol(c):
+  """This project's DNGPU protocol before the reference's (used by runs up to 2026-11-29, kept
+  so they reproduce): each bin one exact length run for its own length in steps, fresh
+  examples, loss over real positions, dropout on the candidate only, AdaMax with bias
+  correction and a global-norm clip of 1.0, no gradient noise, the plateau history restarted
+  after each decay. Returns c, changed in place."""
+  c.curriculum.mixed_bins = False
+  c.model.update(input_dropout=0.0, bin_steps=False)
+  c.train.update(pool_size=0, shorter_fraction=0.0, loss_on_padding=False, plateau_rule="dngpu")
+  c.optimizer.update(clip_norm=1.0, clip_multiplier=0.0, bias_correction=True, grad_noise_lr=0.0)
   return c

@@ -17,7 +17,7 @@ from experiments import base
 
 
 def get_config(arg=None):
-  c = base.get_config(task="reverse", model="dngpu")
+  c = base.exact_length_protocol(base.get_config(task="reverse", model="dngpu"))
   c.model.update(nmaps=24, dropout=0.1)
   c.optimizer.update(learning_rate=0.02, schedule="exponential", decay_start=1000,
                      decay_steps=125, decay_rate=0.5)

@@ -61,6 +61,10 @@ class Curriculum:
     """Lengths that should be buckets of their own (trained every step, so never padded)."""
     return [self.max_length]
 
+  def mix(self, width: int) -> list[int]:
+    """The example lengths a batch drawn at `width` holds (all equal to it but for bins)."""
+    return [width]
+
 
 class Fixed(Curriculum):
   """No curriculum: every step trains at the maximal length."""
@@ -157,13 +161,21 @@ class Chain(NGPU):
 
 
 class AllBins(Curriculum):
-  """The DNGPU scheme: every step trains every length bin (no curriculum)."""
+  """The DNGPU scheme: every step trains every length bin (no curriculum).
+
+  With curriculum.mixed_bins (the reference, DNGPU_trainer.py + data_utils_2.py), a bin of
+  width w holds every valid length above the previous bin's width and up to w, padded to w;
+  without it, each bin is snapped down to one valid length and holds that length only.
+  """
   name = "all_bins"
 
   def _bins(self):
     bins = self.config.get("bins", (8, 12, 16, 20, 25, 28, 31, 36, 41))
+    first = self.task.valid_lengths(self.max_length)[0]
+    if self.config.get("mixed_bins", False):
+      return sorted({b for b in bins if first <= b < self.max_length} | {self.max_length})
     snapped = {self.task.nearest_valid_length(min(b, self.max_length))
-               for b in bins if b >= self.task.valid_lengths(self.max_length)[0]}
+               for b in bins if b >= first}
     return sorted(snapped | {self.max_length})
 
   def draws(self, state, rng):
@@ -171,6 +183,13 @@ class AllBins(Curriculum):
 
   def extra_buckets(self):
     return self._bins()
+
+  def mix(self, width):
+    if not self.config.get("mixed_bins", False):
+      return [width]
+    bins = self._bins()
+    below = max([b for b in bins if b < width], default=0)
+    return [n for n in self.task.valid_lengths(width) if n > below]
 
 
 _REGISTRY = {c.name: c for c in (Fixed, NGPU, Chain, AllBins)}

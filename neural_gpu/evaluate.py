@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from neural_gpu.input_pipeline import data_seed  # noqa: F401  (re-exported)
 from neural_gpu.metrics import Progress
 from neural_gpu.models.common import NotApplicable
 
@@ -30,14 +31,6 @@ def make_error_fn(model):
     return jnp.any(wrong, axis=1), jnp.sum(wrong, axis=1)
 
   return errors
-
-
-def data_seed(seed: int, stream: int, *path: int) -> tuple[int, ...]:
-  """A numpy seed derived from the config seed through jax.random.fold_in."""
-  key = jax.random.fold_in(jax.random.key(seed), stream)
-  for p in path:
-    key = jax.random.fold_in(key, p)
-  return tuple(int(x) for x in np.asarray(jax.random.key_data(key)))
 
 
 def batch_size_for(length: int, num_examples: int) -> int:

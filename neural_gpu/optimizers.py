@@ -18,7 +18,8 @@ def _adam(c):
 def _adamax(c):
   if c.get("b2_schedule", "constant") == "dngpu":
     return scale_by_adamax_dngpu(b1=c.get("b1", 0.9), eps=c.get("eps", 1e-8),
-                                 clip_multiplier=c.get("clip_multiplier", 0.0))
+                                 clip_multiplier=c.get("clip_multiplier", 0.0),
+                                 bias_correction=c.get("bias_correction", True))
   return optax.scale_by_adamax(b1=c.get("b1", 0.9), b2=c.get("b2", 0.999), eps=c.get("eps", 1e-8))
 
 
@@ -34,8 +35,13 @@ class AdamaxState(NamedTuple):
 
 
 def scale_by_adamax_dngpu(b1: float = 0.9, eps: float = 1e-8, clip_multiplier: float = 0.0,
-                          clip_epsilon: float = 1e-4) -> optax.GradientTransformation:
-  """AdaMax whose beta2 follows `dngpu_b2`, with bias-corrected first moment.
+                          clip_epsilon: float = 1e-4,
+                          bias_correction: bool = True) -> optax.GradientTransformation:
+  """AdaMax whose beta2 follows `dngpu_b2`: update = m_t / (1 - b1^t) / (u_t + eps), with
+  m_t = b1 m + (1 - b1) g and u_t = max(beta2 u, |g|) (Kingma & Ba 2014, section 7.1).
+
+  bias_correction=False drops the 1 / (1 - b1^t) factor, as the DNGPU reference's AdaMax
+  (adamax.py) does: its first steps are then smaller (0.1x the gradient's sign at step 1).
 
   clip_multiplier > 0 clips each gradient element to +-(clip_multiplier * its running max +
   clip_epsilon) first, as the DNGPU reference's AdaMax does (1.2): one outlier gradient then
@@ -56,7 +62,7 @@ def scale_by_adamax_dngpu(b1: float = 0.9, eps: float = 1e-8, clip_multiplier: f
     b2 = dngpu_b2(state.count.astype(jnp.float32))
     mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
     nu = jax.tree.map(lambda n, g: jnp.maximum(b2 * n, jnp.abs(g)), state.nu, grads)
-    correction = 1 - b1 ** count.astype(jnp.float32)
+    correction = 1 - b1 ** count.astype(jnp.float32) if bias_correction else 1.0
     updates = jax.tree.map(lambda m, n: m / correction / (n + eps), mu, nu)
     return updates, AdamaxState(count, mu, nu)
 
@@ -131,4 +137,15 @@ def gradient_noise(grads: Any, key: jax.Array, step: jax.Array, eta: float, deca
   leaves, treedef = jax.tree.flatten(grads)
   keys = jax.random.split(key, len(leaves))
   noisy = [g + std * jax.random.normal(k, g.shape, g.dtype) for g, k in zip(leaves, keys)]
+  return jax.tree.unflatten(treedef, noisy)
+
+
+def lr_gradient_noise(grads: Any, key: jax.Array, learning_rate: jax.Array, scale: float) -> Any:
+  """Adds truncated N(0, 1) (cut at +-2 standard deviations) * learning_rate * scale to every
+  gradient, as the DNGPU reference does (DNGPU_model.py, scale 1e-4); learning_rate is the
+  current one, decays included."""
+  leaves, treedef = jax.tree.flatten(grads)
+  keys = jax.random.split(key, len(leaves))
+  noisy = [g + learning_rate * scale * jax.random.truncated_normal(k, -2.0, 2.0, g.shape, g.dtype)
+           for g, k in zip(leaves, keys)]
   return jax.tree.unflatten(treedef, noisy)

@@ -25,11 +25,13 @@ import tasks
 from neural_gpu import checkpoint as ckpt_lib
 from neural_gpu import curriculum as curriculum_lib
 from neural_gpu import evaluate as eval_lib
+from neural_gpu import input_pipeline
+from neural_gpu import losses
 from neural_gpu import models, optimizers
 from neural_gpu.metrics import MetricWriter, Progress
 from neural_gpu.models import ngpu
 
-TRAIN_STREAM = 0
+TRAIN_STREAM = input_pipeline.TRAIN_STREAM
 CURRICULUM_EVAL_STREAM = 2
 VALIDATION_STREAM = 3
 
@@ -66,15 +68,19 @@ def is_relaxed(config) -> bool:
   return config.model.name == "neural_gpu" and config.model.get("relax_copies", 1) > 1
 
 
-def masked_cross_entropy(logits, targets, lengths, label_smoothing: float = 0.0):
-  """Mean softmax cross-entropy over the real (unpadded) positions, and the error counts."""
-  vocab = logits.shape[-1]
-  real = (jnp.arange(targets.shape[1])[None, :] < lengths[:, None]).astype(jnp.float32)
-  labels = jax.nn.one_hot(targets, vocab)
-  if label_smoothing:
-    labels = labels * (1.0 - label_smoothing) + label_smoothing / vocab
-  xent = -jnp.sum(labels * jax.nn.log_softmax(logits), axis=-1)
-  loss = jnp.sum(xent * real) / jnp.maximum(jnp.sum(real), 1.0)
+def masked_cross_entropy(logits, targets, lengths, label_smoothing: float = 0.0,
+                         on_padding: bool = False):
+  """Mean softmax cross-entropy and the error rates of a batch.
+
+  logits (B, W, V) float32, targets (B, W) int, lengths (B,) int. The loss and errors count the
+  real positions (< lengths) of each row, or with `on_padding` every position of the padded
+  width, PAD targets included, as the DNGPU reference's per-bin loss does. Returns (loss,
+  sequence error, symbol error), float32 scalars.
+  """
+  positions = jnp.arange(targets.shape[1])[None, :]
+  real = jnp.ones(targets.shape, jnp.float32) if on_padding else (
+      positions < lengths[:, None]).astype(jnp.float32)
+  loss = losses.softmax_cross_entropy(logits, targets, real, label_smoothing)
   wrong = (jnp.argmax(logits, -1) != targets) * real
   seq_err = jnp.mean(jnp.any(wrong > 0, axis=1).astype(jnp.float32))
   sym_err = jnp.sum(wrong) / jnp.maximum(jnp.sum(real), 1.0)
@@ -100,7 +106,9 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None):
   opt = config.optimizer
   relaxed = is_relaxed(config)
   smoothing = config.train.get("label_smoothing", 0.0)
+  on_padding = config.train.get("loss_on_padding", False)
   input_noise = config.train.get("input_noise", 0.0)
+  base_lr = optimizers.schedule(opt)
 
   def loss_fn(params, model_state, batches, key, hyper):
     totals = {"loss": 0.0, "seq_err": 0.0, "sym_err": 0.0}
@@ -117,7 +125,8 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None):
                                      mutable=list(new_state))
       else:
         out = model.apply(variables, inputs, lengths, train=True, rngs=rngs)
-      loss, seq_err, sym_err = masked_cross_entropy(out.logits, targets, lengths, smoothing)
+      loss, seq_err, sym_err = masked_cross_entropy(out.logits, targets, lengths, smoothing,
+                                                    on_padding)
       for name, value in zip(("loss", "seq_err", "sym_err"), (loss, seq_err, sym_err)):
         totals[name] += value / len(batches)
       for name, value in out.penalties.items():
@@ -138,6 +147,10 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None):
     if opt.get("grad_noise", 0.0):
       grads = optimizers.gradient_noise(grads, noise_key, state.step, opt.grad_noise,
                                         opt.get("grad_noise_decay", 0.55))
+    if opt.get("grad_noise_lr", 0.0):  # the DNGPU reference's noise, proportional to the lr
+      lr = base_lr(state.step) * hyper["lr_scale"]
+      grads = optimizers.lr_gradient_noise(grads, jax.random.fold_in(noise_key, 1), lr,
+                                           opt.grad_noise_lr)
     metrics["grad_norm"] = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     updates = jax.tree.map(lambda u: u * hyper["lr_scale"], updates)
@@ -153,16 +166,14 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None):
   return jax.jit(train_step)
 
 
-def pad_to(array: np.ndarray, width: int) -> np.ndarray:
-  return np.pad(array, ((0, 0), (0, width - array.shape[1])))
-
-
 def decay_on_plateau(c, lr_scale: float, history: list, loss: float) -> tuple[float, list]:
   """Multiplies the learning rate by c.plateau_decay when the loss stops improving.
 
   'ngpu' rule: the loss is worse than at each of the last `plateau_patience` decisions.
   'dngpu' rule: the best of the last `plateau_patience` is worse than the best before them;
-  the history then restarts. Never below c.min_lr_scale.
+  the history then restarts. 'dngpu_reference': the same test without the restart, as the
+  DNGPU reference (DNGPU_trainer.py, patience 2: min(last two) > min(last three)) does.
+  Never below c.min_lr_scale.
   """
   patience, rule = c.get("plateau_patience", 3), c.get("plateau_rule", "ngpu")
   history = history + [loss]
@@ -172,8 +183,11 @@ def decay_on_plateau(c, lr_scale: float, history: list, loss: float) -> tuple[fl
   elif rule == "dngpu":
     stalled = len(history) > patience and min(history[-patience:]) > min(history)
     history = [] if stalled else history[-patience - 1:]
+  elif rule == "dngpu_reference":
+    history = history[-patience - 1:]
+    stalled = len(history) > patience and min(history[-patience:]) > min(history)
   else:
-    raise ValueError(f"unknown train.plateau_rule {rule!r}; valid: ngpu, dngpu")
+    raise ValueError(f"unknown train.plateau_rule {rule!r}; valid: ngpu, dngpu, dngpu_reference")
   if stalled:
     lr_scale = max(lr_scale * c.get("plateau_decay", 0.98), c.get("min_lr_scale", 0.0))
   return lr_scale, history
@@ -213,6 +227,8 @@ class Trainer:
     self.max_length = self.curriculum.max_length
     self.buckets = curriculum_lib.make_buckets(self.max_length, self.curriculum.extra_buckets())
     self.hard_kinds = hard_kinds(config, self.subtasks)
+    self.pipeline = input_pipeline.InputPipeline(config, self.subtasks, self.curriculum,
+                                                 self.buckets, self.hard_kinds)
     self.train_step = make_train_step(config, self.model, self.optimizer, max_traces)
     self.error_fn = eval_lib.make_error_fn(self.model)
 
@@ -243,44 +259,8 @@ class Trainer:
     return {k: jnp.asarray(host[k], jnp.float32) for k in keys}
 
   # -- data --------------------------------------------------------------------------------
-  def step_rng(self, step: int) -> np.random.Generator:
-    return np.random.default_rng(eval_lib.data_seed(self.config.seed, TRAIN_STREAM, step))
-
-  def padded_batch(self, task_index: int, seed, length: int, hard: bool = False):
-    """(inputs, targets, lengths) of `length`, padded to its bucket. The first
-    train.shorter_fraction of the rows get a random shorter valid length each (the DNGPU's
-    shorter examples; PAD after their end). With `hard`, the last train.hard_fraction of the
-    rows come from the task's hard generators (split over kinds)."""
-    task, batch = self.subtasks[task_index], self.config.train.batch_size
-    data = task.sample(seed, batch, length)
-    inputs, targets = data.inputs, data.targets
-    lens = np.full((batch,), length, np.int32)
-    num_short = int(round(self.config.train.get("shorter_fraction", 0.0) * batch))
-    shorter = task.valid_lengths(length - 1) if num_short else []
-    if shorter:
-      rng = np.random.default_rng((*seed, 1 << 16))
-      for row, short in enumerate(rng.choice(shorter, size=num_short)):
-        extra = task.sample((*seed, (1 << 16) + row + 1), 1, int(short))
-        inputs[row], targets[row] = pad_to(extra.inputs, length)[0], pad_to(extra.targets, length)[0]
-        lens[row] = short
-    num_hard = int(round(self.config.train.get("hard_fraction", 0.0) * batch)) if hard else 0
-    if num_hard:
-      kinds = self.hard_kinds[task_index]
-      rows = np.array_split(np.arange(batch - num_hard, batch), len(kinds))
-      for i, (kind, part) in enumerate(zip(kinds, rows)):
-        if len(part):
-          extra = task.sample_hard((*seed, i + 1), len(part), length, kind)
-          inputs[part], targets[part], lens[part] = extra.inputs, extra.targets, length
-    width = curriculum_lib.bucket_for(length, self.buckets)
-    return pad_to(inputs, width), pad_to(targets, width), lens
-
   def batches(self, step: int, host: dict):
-    if self.config.train.get("overfit_one_batch", False):
-      step = 0  # the lecture's sanity check: a model must be able to memorize one batch
-    rng = self.step_rng(step)
-    hard = step >= self.config.train.get("hard_start_step", 0)
-    return tuple(self.padded_batch(index, tuple(rng.integers(0, 2**31, 2)), length, hard)
-                 for index, length in self.curriculum.draws(host["curriculum"], rng))
+    return self.pipeline.batches(step, host["curriculum"])
 
   # -- host-side schedule ----------------------------------------------------------------
   def curriculum_errors(self, state: TrainState, host: dict, step: int) -> list[float]:
@@ -289,7 +269,7 @@ class Trainer:
     errors = []
     for i, (index, length) in enumerate(self.curriculum.probes(host["curriculum"])):
       seed = eval_lib.data_seed(self.config.seed, CURRICULUM_EVAL_STREAM, step, i)
-      any_wrong, _ = self.error_fn(variables, *self.padded_batch(index, seed, length))
+      any_wrong, _ = self.error_fn(variables, *self.pipeline.fresh_batch(index, seed, length))
       errors.append(float(np.mean(jax.device_get(any_wrong))))
     return errors
 

@@ -80,14 +80,19 @@ class Arithmetic(Task):
   each digit pair sums to base-1 (a carry passes straight through it) with a
   per-example probability drawn from [0.75, 0.95] instead of 1/base, so carry
   chains of every length up to k occur anywhere, without a fixed window.
+
+  pad_result: the target holds the result's digits up to its most significant
+  nonzero one (at least one digit), then PAD, as the DNGPU reference writes
+  addition targets (data_utils_2.py); False: zero-padded to L digits (SPEC 2).
   """
 
   odd_only = True
   min_length = 3
 
-  def __init__(self, name: str, base: int, op: str):
+  def __init__(self, name: str, base: int, op: str, pad_result: bool = False):
     self.base = check_base(name, base)
     self.op = op
+    self.pad_result = bool(pad_result)
     self.hard_kinds = ('carry', 'propagate', 'zeros') if op == '+' else ('zeros',)
     super().__init__(name, [PAD, *'0123456789'[:self.base], op])
 
@@ -138,6 +143,9 @@ class Arithmetic(Task):
       u, v = digits_to_int(x[row], self.base), digits_to_int(y[row], self.base)
       result = u + v if self.op == '+' else u * v
       targets[row] = int_to_digits(result, self.base, length) + 1
+    if self.pad_result:  # PAD after the most significant nonzero digit (digit d has id d+1)
+      significant = np.where(targets > 1, np.arange(length), 0).max(axis=1, keepdims=True)
+      targets = np.where(np.arange(length) <= significant, targets, 0).astype(np.int32)
     return inputs, targets
 
 
@@ -183,17 +191,17 @@ class Increment(Task):
     return x + 1, y + 1
 
 
-def addition(name, base: int = 10):
-  return Arithmetic(name, base, '+')
+def addition(name, base: int = 10, pad_result: bool = False):
+  return Arithmetic(name, base, '+', pad_result)
 
 
-def multiplication(name, base: int = 10):
-  return Arithmetic(name, base, '*')
+def multiplication(name, base: int = 10, pad_result: bool = False):
+  return Arithmetic(name, base, '*', pad_result)
 
 
 def _fixed_base(base, op):
-  def make(name):
-    return Arithmetic(name, base, op)
+  def make(name, pad_result: bool = False):
+    return Arithmetic(name, base, op, pad_result)
   return make
 
 

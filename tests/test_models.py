@@ -102,6 +102,38 @@ def test_dngpu_training_only_options(option):
                          evaluated)
 
 
+def _dngpu_alone(params, x, steps):
+  """Oracle: one example (width = its length), `steps` DNGPU steps written out in a loop."""
+  from neural_gpu.models import common, dngpu
+  p = params["params"]
+  m = p["cand_bias"].shape[0]
+  state = common.hard_tanh(p["input_proj"][x])[None]
+  for _ in range(steps):
+    gates = common.hard_sigmoid(common.width3_taps(state) @ p["gate_kernel"] + p["gate_bias"]
+                                + jnp.concatenate([jnp.full(m, 0.5), jnp.full(m, 0.7)]))
+    reset, update = gates[..., :m], gates[..., m:]
+    cand = common.hard_tanh(common.width3_taps(reset * state) @ p["cand_kernel"] + p["cand_bias"])
+    state = update * dngpu.diagonal_shift(state) + (1 - update) * cand
+  return (state @ p["output"] + p["output_bias"])[0]
+
+
+@pytest.mark.parametrize("custom_vjp", [True, False])
+def test_dngpu_bin_steps_runs_a_padded_example_for_the_bin_width(custom_vjp):
+  """The reference protocol: an example padded into a wider bin gives exactly the logits of
+  that example run alone for the bin's width in steps (the zero cells beyond it act as the
+  convolution's zero padding), and not those of its own length."""
+  x, lens = _batch(np.random.default_rng(9), 4, 2, 12, [7, 12])
+  model = models.get("dngpu", 4, nmaps=6, dropout=0.0, bin_steps=True, custom_vjp=custom_vjp)
+  variables = model.init(jax.random.key(3), x, lens)
+  rngs = {"dropout": jax.random.key(1)}
+  padded = model.apply(variables, x, lens, train=True, rngs=rngs).logits
+  alone = _dngpu_alone(variables, x[0, :7], steps=12)
+  np.testing.assert_allclose(padded[0, :7], alone, atol=1e-5)
+  own = _dngpu_alone(variables, x[0, :7], steps=7)
+  np.testing.assert_allclose(model.apply(variables, x, lens).logits[0, :7], own, atol=1e-5)
+  assert not np.allclose(alone, own, atol=1e-3)
+
+
 def test_dngpu_reports_saturation_cost():
   model = models.get("dngpu", 4, nmaps=6)
   x, lens = _batch(np.random.default_rng(7), 4, 2, 8, [8, 5])

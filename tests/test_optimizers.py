@@ -94,6 +94,11 @@ def test_gradient_noise_reaches_the_parameter_update(tmp_path):
     ("ngpu", [1.0, 0.9, 0.8, 1.1], 1),
     ("dngpu", [1.0, 0.9, 0.95, 0.96], 1),  # best of the last 2 worse than the best before
     ("dngpu", [1.0, 0.9, 0.95, 0.85], 0),
+    # The reference never restarts its history: a decay at 0.96, and another at 0.97 because
+    # 0.9 is still the best of the last three (the 'dngpu' rule restarts and waits).
+    ("dngpu_reference", [1.0, 0.9, 0.95, 0.96, 0.97], 2),
+    ("dngpu", [1.0, 0.9, 0.95, 0.96, 0.97], 1),
+    ("dngpu_reference", [1.0, 0.9, 0.95, 0.85, 0.8], 0),
 ])
 def test_decay_on_plateau(rule, losses, expect_decays):
   c = ml_collections.ConfigDict(dict(plateau_rule=rule, plateau_patience=3 if rule == "ngpu" else 2,
@@ -102,3 +107,46 @@ def test_decay_on_plateau(rule, losses, expect_decays):
   for loss in losses:
     scale, history = train.decay_on_plateau(c, scale, history, loss)
   assert scale == 0.5 ** expect_decays
+
+
+def test_dngpu_adamax_without_bias_correction_is_the_reference_update():
+  """adamax.py by hand, two steps: g clipped to +-(1.2 u + 1e-4), m = 0.9 m + 0.1 g,
+  u = max(beta2 u, |g|), update = m / (u + eps) (the trainer then scales by -lr)."""
+  opt = optimizers.scale_by_adamax_dngpu(clip_multiplier=1.2, bias_correction=False)
+  params = {"w": jnp.zeros(2)}
+  state = opt.init(params)
+  g1, g2 = np.array([0.5, -2.0]), np.array([0.3, 4.0])
+  m, u, eps = np.zeros(2), np.zeros(2), 1e-8
+  for step, g in enumerate((g1, g2)):
+    updates, state = opt.update({"w": jnp.asarray(g, jnp.float32)}, state)
+    limit = 1.2 * u + 1e-4
+    g = np.clip(g, -limit, limit)
+    m = 0.9 * m + 0.1 * g
+    u = np.maximum((1 - max(5e-4, 0.01 * 0.5 ** (step / 2000))) * u, np.abs(g))
+    np.testing.assert_allclose(updates["w"], m / (u + eps), rtol=1e-5)
+  with_correction = optimizers.scale_by_adamax_dngpu(clip_multiplier=1.2)
+  first, _ = with_correction.update({"w": jnp.asarray(g1, jnp.float32)}, with_correction.init(params))
+  np.testing.assert_allclose(first["w"], 10 * np.array([0.1, -0.1]) * 1e-4 / (1e-4 + eps),
+                             rtol=1e-5)
+
+
+def test_lr_gradient_noise_scales_with_the_learning_rate_and_is_truncated():
+  grads = {"a": jnp.zeros((200_000,))}
+  for lr in (0.01, 0.001):
+    noisy = optimizers.lr_gradient_noise(grads, jax.random.key(0), jnp.float32(lr), 1e-4)["a"]
+    # N(0,1) cut at +-2 has standard deviation 0.8796.
+    assert float(jnp.std(noisy)) == pytest.approx(0.8796 * lr * 1e-4, rel=0.02)
+    assert float(jnp.max(jnp.abs(noisy))) <= 2 * lr * 1e-4 * (1 + 1e-6)
+
+
+def test_lr_gradient_noise_reaches_the_parameter_update(tmp_path):
+  results = {}
+  for noise in (0.0, 1e-2):
+    c = tiny.get_config("dngpu")
+    c.optimizer.update(grad_noise_lr=noise, clip_norm=0.0)
+    trainer = train.Trainer(c, str(tmp_path / str(noise)))
+    state, host = trainer.init_state(), trainer.init_host()
+    results[noise], _ = trainer.train_step(state, trainer.batches(0, host), trainer.hyper(host))
+  diffs = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                       results[0.0].params, results[1e-2].params)
+  assert max(jax.tree.leaves(diffs)) > 1e-6

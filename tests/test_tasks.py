@@ -349,3 +349,18 @@ def test_encode_decode_errors():
     task.decode([1, 4])
   with pytest.raises(ValueError, match='1-D sequence'):
     task.decode(np.zeros((2, 2), np.int32))
+
+
+@pytest.mark.parametrize("name", ["badd", "add", "bmul"])
+def test_pad_result_ends_the_target_after_its_last_significant_digit(name):
+  """The DNGPU reference's addition targets: digits up to the top nonzero one, then PAD."""
+  padded, plain = tasks.get(name, pad_result=True), tasks.get(name)
+  a, b = padded.sample(3, 64, 21), plain.sample(3, 64, 21)
+  np.testing.assert_array_equal(a.inputs, b.inputs)
+  for row_a, row_b in zip(a.targets, b.targets):
+    digits = row_b - 1
+    top = max([i for i, d in enumerate(digits) if d] or [0])
+    np.testing.assert_array_equal(row_a[:top + 1], row_b[:top + 1])
+    assert np.all(row_a[top + 1:] == 0)
+  zeros = np.zeros((1, 3), np.int32)  # a zero result keeps one digit, as the reference's
+  assert padded.decode(padded._assemble(zeros, zeros, 7)[1][0]) == "0______"

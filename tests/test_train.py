@@ -166,6 +166,17 @@ def test_label_smoothing_changes_the_loss():
   assert float(smooth) > float(plain)
 
 
+def test_loss_on_padding_counts_every_position_of_the_bin():
+  """The reference's per-bin loss: the mean over the whole padded width, PAD targets included."""
+  logits = np.log(np.array([[[0.5, 0.5], [0.25, 0.75], [0.8, 0.2]]], np.float32))
+  targets, lengths = np.array([[1, 1, 0]]), np.array([2])
+  real, _, real_sym = train.masked_cross_entropy(logits, targets, lengths)
+  assert float(real) == pytest.approx(-(np.log(0.5) + np.log(0.75)) / 2, rel=1e-5)
+  every, seq, sym = train.masked_cross_entropy(logits, targets, lengths, on_padding=True)
+  assert float(every) == pytest.approx(-(np.log(0.5) + np.log(0.75) + np.log(0.8)) / 3, rel=1e-5)
+  assert float(sym) == pytest.approx(1 / 3) and float(real_sym) == pytest.approx(1 / 2)
+
+
 def test_early_stopping_keeps_the_best_checkpoint_and_stops(tmp_path):
   config = tiny.get_config()
   config.train.update(num_steps=200, early_stopping_patience=2, validation_examples=16)
@@ -198,11 +209,11 @@ def longest_run(values, target):
 
 
 def test_hard_fraction_mixes_long_carry_chains_into_the_batch(tmp_path):
-  from experiments import badd
-  config = badd.get_config("dngpu")
+  from experiments import badd, base
+  config = base.exact_length_protocol(badd.get_config("dngpu"))
   config.train.update(batch_size=16, hard_fraction=0.5, hard_kinds="carry")
   mixed = train.Trainer(config, str(tmp_path))
-  config = badd.get_config("dngpu")
+  config = base.exact_length_protocol(badd.get_config("dngpu"))
   config.train.batch_size = 16
   plain = train.Trainer(config, str(tmp_path))
   host = mixed.init_host()
@@ -237,8 +248,8 @@ def test_hard_fraction_errors(tmp_path, task, fields, message):
 
 
 def test_shorter_fraction_pads_shorter_examples_into_each_bin(tmp_path):
-  from experiments import badd
-  config = badd.get_config("dngpu")
+  from experiments import badd, base
+  config = base.exact_length_protocol(badd.get_config("dngpu"))
   config.train.update(batch_size=16, shorter_fraction=0.25)
   trainer = train.Trainer(config, str(tmp_path))
   for inputs, targets, lengths in trainer.batches(3, trainer.init_host()):

@@ -45,6 +45,9 @@ class DNGPU(nn.Module):
     extra_steps: training only: each example runs its length plus a random number of steps,
       uniform in [0, extra_steps * length], so that a rule tied to exactly L steps is not
       enough (the loop then has ceil(extra_steps * width) more iterations); 0: off.
+    bin_steps: training only: every example runs the padded width of its batch in steps (its
+      length bin's width, 1 to 41/L times its length), as the DNGPU reference trains; the
+      mask keeps the cells beyond each example at 0. False: each runs its own length.
     custom_vjp: run the loop through `fast_scan.dngpu_scan` (hand-written reverse pass);
       False: plain autodiff through `lax.scan`. The same function either way.
   """
@@ -53,6 +56,7 @@ class DNGPU(nn.Module):
   dropout: float = 0.0
   input_dropout: float = 0.0
   extra_steps: float = 0.0
+  bin_steps: bool = False
   custom_vjp: bool = True
 
   @nn.compact
@@ -81,11 +85,13 @@ class DNGPU(nn.Module):
     use_dropout = train and self.dropout > 0.0
     dropout_key = self.make_rng("dropout") if use_dropout else None
     steps, extra_iters = lengths, 0
+    if train and self.bin_steps:
+      steps = jnp.full_like(lengths, width)
     if train and self.extra_steps > 0.0:
       extra_iters = math.ceil(self.extra_steps * width)
       most = jnp.floor(self.extra_steps * lengths.astype(jnp.float32)) + 1.0
       draw = jax.random.uniform(self.make_rng("dropout"), lengths.shape)
-      steps = lengths + jnp.floor(draw * most).astype(lengths.dtype)
+      steps = steps + jnp.floor(draw * most).astype(lengths.dtype)
 
     def step(carry, t):
       state, sat = carry
