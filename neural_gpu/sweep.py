@@ -14,7 +14,9 @@ and `launch.py --sweep` runs them:
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
 
 Each point trains in `ROOT/<index>_<short name>/` (e.g. `003_relax_copies=6_grad_noise=0`) as a
-separate `launch.py` process whose output goes to `log.txt` there. Overrides given on the sweep's
+separate `launch.py` process whose output goes to `log.txt` there (and one line per launch, with
+its wall seconds and status, to `launches.jsonl`). A seed study (launch.py --seeds,
+neural_gpu/seeds.py) runs its seeds through the same `run_points`. Overrides given on the sweep's
 command line (`--config.a.b=v`) apply to every point and WIN over the point's own value for the
 same key (so `--config.train.num_steps=100` shortens every run). A point is finished once its
 `eval/step_<num_steps>.json` exists; a re-run skips finished points and resumes the others from
