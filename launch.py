@@ -5,10 +5,12 @@
   python launch.py --config=experiments/copy.py --workdir=runs/copy --config.train.num_steps=500
   python launch.py --mode=eval --workdir=runs/default --lengths=41,401 --num_examples=64
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
+  python launch.py --config=experiments/badd_cpu.py --seeds=0-9 --parallel=2 --workdir=runs/badd_seeds
 """
 
 import json
 import os
+import shlex
 import sys
 
 from absl import app, flags, logging
@@ -35,7 +37,10 @@ flags.DEFINE_bool("best", False, "eval: the checkpoint early stopping kept (lowe
 flags.DEFINE_bool("sweep", False, "Run every point of the config file's sweep() in its own "
                   "<workdir>/<index>_<name>/, then write summary.md/json there; "
                   "--config.* overrides apply to every point and win (neural_gpu/sweep.py).")
-flags.DEFINE_integer("parallel", 1, "sweep: points run at a time, as separate processes.")
+flags.DEFINE_string("seeds", None, "Seed study: train and evaluate the config once per seed "
+                    "(0-9, 0,3,5 or 0-2,7) in <workdir>/seed_<N>/, then write seeds.md/json "
+                    "there (neural_gpu/seeds.py).")
+flags.DEFINE_integer("parallel", 1, "sweep or seed study: runs at a time, as separate processes.")
 FLAGS = flags.FLAGS
 
 
@@ -47,12 +52,23 @@ def fail(message: str) -> None:
 def main(argv):
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=DIR")
-  if FLAGS.sweep or FLAGS.parallel != 1:
-    from neural_gpu import sweep  # imports no JAX: the points run as launch.py subprocesses
-    if not FLAGS.sweep or FLAGS.mode != "train":
-      fail("--parallel needs --sweep" if not FLAGS.sweep else "--sweep trains; drop --mode=eval")
+  if FLAGS.sweep or FLAGS.seeds is not None or FLAGS.parallel != 1:
+    # neither imports JAX: the runs are launch.py subprocesses
+    from neural_gpu import seeds, sweep
+    study = "--sweep" if FLAGS.sweep else "--seeds" if FLAGS.seeds is not None else None
+    if study is None:
+      fail("--parallel needs --sweep or --seeds")
+    if FLAGS.sweep and FLAGS.seeds is not None:
+      fail("--sweep and --seeds are two kinds of study; give one")
+    if FLAGS.mode != "train":
+      fail(f"{study} trains; drop --mode={FLAGS.mode}")
+    launcher = os.path.abspath(__file__)
     try:
-      sweep.main(FLAGS["config"], FLAGS.workdir, FLAGS.parallel, os.path.abspath(__file__))
+      if FLAGS.sweep:
+        sweep.main(FLAGS["config"], FLAGS.workdir, FLAGS.parallel, launcher)
+      else:
+        seeds.main(FLAGS["config"], FLAGS.seeds, FLAGS.workdir, FLAGS.parallel, launcher,
+                   shlex.join(["python", "launch.py", *sys.argv[1:]]))
     except ValueError as e:
       fail(str(e).splitlines()[0])
     return

@@ -14,7 +14,9 @@ and `launch.py --sweep` runs them:
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
 
 Each point trains in `ROOT/<index>_<short name>/` (e.g. `003_relax_copies=6_grad_noise=0`) as a
-separate `launch.py` process whose output goes to `log.txt` there. Overrides given on the sweep's
+separate `launch.py` process whose output goes to `log.txt` there (and one line per launch, with
+its wall seconds and status, to `launches.jsonl`). A seed study (launch.py --seeds,
+neural_gpu/seeds.py) runs its seeds through the same `run_points`. Overrides given on the sweep's
 command line (`--config.a.b=v`) apply to every point and WIN over the point's own value for the
 same key (so `--config.train.num_steps=100` shortens every run). A point is finished once its
 `eval/step_<num_steps>.json` exists; a re-run skips finished points and resumes the others from
@@ -242,9 +244,10 @@ def load_points(config_path: str) -> list[dict]:
 class Point:
   """One run of the sweep: its overrides, folder and what became of it."""
 
-  def __init__(self, index: int, overrides: dict, root: str, num_steps: int):
+  def __init__(self, index: int, overrides: dict, root: str, num_steps: int,
+               name: str | None = None):
     self.index, self.overrides, self.num_steps = index, overrides, num_steps
-    self.name = short_name(index, overrides)
+    self.name = name or short_name(index, overrides)
     self.workdir = os.path.join(root, self.name)
     self.status = "pending"  # pending, running, ok, failed
     self.error = None
@@ -357,27 +360,28 @@ def _effective_num_steps(point: Mapping[str, Any], command_line: Mapping[str, An
     return -1  # the point's run will fail and say why
 
 
-def run_sweep(config_path: str, config, command_line: Mapping[str, Any], root: str,
-              launcher: str, parallel: int = 1, poll_seconds: float = 0.5) -> dict:
-  """Runs every point of the file's sweep() under root, `parallel` at a time; returns the summary.
+LAUNCHES_NAME = "launches.jsonl"
 
-  config: the parsed config (with the command-line overrides applied); command_line: those
-  overrides as a flat dict. Raises ValueError when the sweep itself is misused.
+
+def _append_launch(p: Point, t0: float, returncode: int | None) -> None:
+  """One line per launch in <workdir>/launches.jsonl: the wall time a point's runs took."""
+  record = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)),
+            "seconds": round(time.time() - t0, 1), "returncode": returncode,
+            "status": p.status, "error": p.error}
+  with open(os.path.join(p.workdir, LAUNCHES_NAME), "a") as f:
+    f.write(json.dumps(record) + "\n")
+
+
+def run_points(points: list[Point], config_path: str, command_line: Mapping[str, Any],
+               launcher: str, parallel: int, on_change, poll_seconds: float = 0.5) -> None:
+  """Runs each unfinished point as a launch.py process, `parallel` at a time.
+
+  A point whose eval/step_<num_steps>.json exists is skipped; the others resume from their
+  checkpoints. Each launch appends its output to <workdir>/log.txt and one JSON line
+  (start time, seconds, return code, status, error) to <workdir>/launches.jsonl. on_change()
+  is called after the skips are known, after every point that ends, and on Ctrl-C (which stops
+  the running points and re-raises KeyboardInterrupt).
   """
-  if parallel < 1:
-    raise ValueError(f"--parallel must be at least 1, got {parallel}")
-  command_line = dict(command_line)
-  raw = load_points(config_path)
-  points = [Point(i, p, root, _effective_num_steps(p, command_line, config))
-            for i, p in enumerate(raw)]
-  masked = sorted({k for p in raw for k in p if k in command_line})
-  os.makedirs(root, exist_ok=True)
-  print(f"sweep: {len(points)} points of {config_path} into {root}, {parallel} at a time",
-        flush=True)
-  if masked:
-    print(f"sweep: the command line sets {', '.join(masked)} for every point, over the points' "
-          "own values", flush=True)
-
   todo = []
   for p in points:
     if is_finished(p.workdir, p.num_steps):
@@ -385,7 +389,7 @@ def run_sweep(config_path: str, config, command_line: Mapping[str, Any], root: s
       print(f"skip  {p.name} (finished: eval/step_{p.num_steps}.json exists)", flush=True)
     else:
       todo.append(p)
-  write_summary(root, config_path, command_line, points)
+  on_change()
 
   running: list[tuple[Point, subprocess.Popen, Any, int, float]] = []
   env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -421,10 +425,11 @@ def run_sweep(config_path: str, config, command_line: Mapping[str, Any], root: s
       p.error = f"exited without writing eval/step_{p.num_steps}.json"
     else:
       p.status, p.error = "failed", error_line(text, proc.returncode)
+    _append_launch(p, t0, proc.returncode)
     done_count += 1
     detail = "" if p.status == "ok" else f": {p.error}"
     print(f"[{done_count}/{len(points)}] {p.status} {p.name} ({p.seconds} s){detail}", flush=True)
-    write_summary(root, config_path, command_line, points)
+    on_change()
 
   try:
     queue = list(todo)
@@ -438,16 +443,41 @@ def run_sweep(config_path: str, config, command_line: Mapping[str, Any], root: s
   except KeyboardInterrupt:
     for p, proc, log, _, _ in running:
       proc.terminate()
-    for p, proc, log, _, _ in running:
+    for p, proc, log, _, t0 in running:
       try:
         proc.wait(timeout=30)
       except subprocess.TimeoutExpired:
         proc.kill()
       log.close()
-      p.status, p.error = "failed", "interrupted (re-run the sweep to resume)"
-    write_summary(root, config_path, command_line, points)
+      p.status, p.error = "failed", "interrupted (re-run the same command to resume)"
+      _append_launch(p, t0, proc.returncode)
+    on_change()
     raise
 
+
+def run_sweep(config_path: str, config, command_line: Mapping[str, Any], root: str,
+              launcher: str, parallel: int = 1, poll_seconds: float = 0.5) -> dict:
+  """Runs every point of the file's sweep() under root, `parallel` at a time; returns the summary.
+
+  config: the parsed config (with the command-line overrides applied); command_line: those
+  overrides as a flat dict. Raises ValueError when the sweep itself is misused.
+  """
+  if parallel < 1:
+    raise ValueError(f"--parallel must be at least 1, got {parallel}")
+  command_line = dict(command_line)
+  raw = load_points(config_path)
+  points = [Point(i, p, root, _effective_num_steps(p, command_line, config))
+            for i, p in enumerate(raw)]
+  masked = sorted({k for p in raw for k in p if k in command_line})
+  os.makedirs(root, exist_ok=True)
+  print(f"sweep: {len(points)} points of {config_path} into {root}, {parallel} at a time",
+        flush=True)
+  if masked:
+    print(f"sweep: the command line sets {', '.join(masked)} for every point, over the points' "
+          "own values", flush=True)
+
+  run_points(points, config_path, command_line, launcher, parallel,
+             lambda: write_summary(root, config_path, command_line, points), poll_seconds)
   summary = write_summary(root, config_path, command_line, points)
   c = summary["counts"]
   print(f"sweep: {c['ok']} ok, {c['failed']} failed; wrote {os.path.join(root, 'summary.md')} "
