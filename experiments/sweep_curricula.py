@@ -20,9 +20,11 @@ CURRICULA = ("ngpu", "all_bins", "fixed")
 def get_config(arg=None):
   model = arg or "neural_gpu"
   c = base.get_config(task="badd", model=model)
+  if model == "dngpu":  # fresh examples of one length per bin: the form every curriculum takes
+    base.exact_length_protocol(c)
   c.model.nmaps = 12
   c.train.update(num_steps=400, batch_size=16, max_length=21, log_every=25)
-  c.curriculum = dict(name="ngpu", start_length=6, min_length=3, threshold=0.15, every_steps=50,
+  c.curriculum.update(name="ngpu", start_length=6, min_length=3, threshold=0.15, every_steps=50,
                       bins=(7, 11, 15, 21))
   c.checkpoint.every_steps = 100
   c.eval.update(lengths=(21, 201), num_examples=(128, 32))
