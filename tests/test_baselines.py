@@ -206,7 +206,8 @@ def test_learns_binary_copy(name):
   model = models.get(name, VOCAB, **LEARN[name])
   rng = np.random.default_rng(0)
   params = model.init(jax.random.key(0), *copy_batch(rng, 2))["params"]
-  steps = 200 if name in FIXED else 300
+  # The highway net reached 0.939 in 300 steps on an AVX-512 host (0.97 in 500): margin.
+  steps = 200 if name in FIXED else 500 if name == "highway" else 300
   x, lengths = copy_batch(rng, 64 * steps)
   params = _train(model, params, (x.reshape(steps, 64, WIDTH), lengths.reshape(steps, 64)), 1e-2)
   x, lengths = copy_batch(np.random.default_rng(99), 512)

@@ -120,7 +120,9 @@ def test_chunked_evaluation_forward_is_the_same_function(name, params, monkeypat
   monkeypatch.setattr(fast_scan, "CHUNK_BYTES", 1)  # one example per chunk
   assert fast_scan.batch_chunk(6, 9, 12) == 1
   chunked = apply()
-  np.testing.assert_allclose(chunked.logits, whole.logits, atol=1e-6)
+  # Chunks change the matmul shapes, hence XLA's blocking and float summation order: up to
+  # ~2e-6 apart on an AVX-512 host.
+  np.testing.assert_allclose(chunked.logits, whole.logits, atol=1e-5)
   for key in whole.penalties:
     np.testing.assert_allclose(chunked.penalties[key], whole.penalties[key], rtol=1e-5)
 
