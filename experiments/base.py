@@ -9,19 +9,23 @@ import ml_collections
 
 # Per-model settings from the papers, scaled to a 2-core CPU.
 MODEL_DEFAULTS = {
-    "neural_gpu": dict(nmaps=24, num_layers=2, dropout=0.0, relax_copies=1),
+    "neural_gpu": dict(nmaps=24, num_layers=2, dropout=0.0, relax_copies=1, height=4,
+                       cutoff=1.2, conv_impl="auto", custom_vjp=True, remat=False),
     # The reference protocol (LUMII-Syslab/DNGPU): one dropout rate (keep 0.9) on the embedded
     # input and the candidate, every example run for its bin's width in steps.
-    "dngpu": dict(nmaps=48, dropout=0.1, input_dropout=0.1, extra_steps=0.0, bin_steps=True),
+    "dngpu": dict(nmaps=48, dropout=0.1, input_dropout=0.1, extra_steps=0.0, bin_steps=True,
+                  custom_vjp=True),
     # Baselines at CPU scale. The MLPs' fixed_length is tied to train.max_length below; the
     # recurrent nets keep the 'fixed' curriculum (in a 400-step GRU copy check at length 21 it
     # beat 'ngpu', which was still at length 6).
-    "mlp": dict(depth=2, width=256, activation="relu"),
-    "highway_mlp": dict(depth=4, width=128, activation="relu"),
-    "rnn": dict(hidden=128),
-    "gru": dict(hidden=128),
-    "lstm": dict(hidden=128),
-    "highway": dict(hidden=128, depth=2),
+    "mlp": dict(depth=2, width=256, activation="relu", dropout=0.0, norm="none",
+                weight_init="lecun_normal"),
+    "highway_mlp": dict(depth=4, width=128, activation="relu", dropout=0.0, norm="none",
+                        weight_init="lecun_normal", gate_bias=-1.0),
+    **{name: dict(hidden=128, num_layers=1, residual=False, layer_norm=False, dropout=0.0)
+       for name in ("rnn", "gru", "lstm")},
+    "highway": dict(hidden=128, depth=2, num_layers=1, residual=False, layer_norm=False,
+                    dropout=0.0, gate_bias=-1.0),
 }
 OPTIMIZER_DEFAULTS = {
     "neural_gpu": dict(name="adam", learning_rate=1e-3, eps=1e-4, clip_norm=1.0),
@@ -77,11 +81,15 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       plateau_decay=0.98,
       min_lr_scale=0.0,
   )
-  c.optimizer = dict(grad_noise=0.0, grad_noise_decay=0.55, grad_noise_lr=0.0, clip_value=0.0,
-                     schedule="constant", decay_start=0, decay_steps=1000, decay_rate=0.5,
-                     warmup_steps=500)
-  c.optimizer.update(OPTIMIZER_DEFAULTS.get(model, dict(name="adam", learning_rate=1e-3,
-                                                        eps=1e-4, clip_norm=1.0)))
+  c.optimizer = {**dict(grad_noise=0.0, grad_noise_decay=0.55, grad_noise_lr=0.0,
+                        clip_value=0.0, schedule="constant", decay_start=0, decay_steps=1000,
+                        decay_rate=0.5, warmup_steps=500, b1=0.9, b2=0.999, momentum=0.9,
+                        decay=0.9, weight_decay=0.0, b2_schedule="constant", clip_multiplier=0.0,
+                        bias_correction=True,
+                        # the exponential schedule's floor; None: no floor
+                        min_learning_rate=ml_collections.config_dict.placeholder(float)),
+                 **OPTIMIZER_DEFAULTS.get(model, dict(name="adam", learning_rate=1e-3,
+                                                      eps=1e-4, clip_norm=1.0))}
   # Every curriculum's fields are present, so --config.curriculum.name=... can switch.
   c.curriculum = dict(name=CURRICULUM_DEFAULTS.get(model, "fixed"), every_steps=200,
                       start_length=6, min_length=3, threshold=0.15,

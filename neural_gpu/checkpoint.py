@@ -2,33 +2,86 @@
 
 Each checkpoint holds the device state (params, optimizer state, step) and the host state (the
 curriculum, learning-rate scale and other trainer bookkeeping) as JSON. Orbax writes each step to
-a temporary folder and renames it when complete, so a kill mid-save never leaves a half checkpoint.
+a temporary folder (<step>.orbax-checkpoint-tmp-<time>), renames it when complete and then writes
+its commit marker (commit_success.txt). A step folder without the marker is incomplete: it is
+skipped with a warning (the previous complete step is used), and a writing Checkpointer removes
+it and any leftover temporary folder of a killed save, before orbax sees the folder.
 """
 
+import json
 import os
+import shutil
+import sys
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+COMMIT_MARKER = "commit_success.txt"
+TMP_SUFFIX = ".orbax-checkpoint-tmp"
+
+
+def is_finite(tree: Any) -> bool:
+  """True when every floating-point leaf of `tree` is finite (no NaN or inf)."""
+  leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+  return all(np.isfinite(x).all() for x in leaves if np.issubdtype(x.dtype, np.inexact))
+
+
+def _is_complete(step_dir: str) -> bool:
+  if os.path.exists(os.path.join(step_dir, COMMIT_MARKER)):
+    return True
+  try:  # orbax versions that write no marker on a local disk record the commit time instead
+    with open(os.path.join(step_dir, "_CHECKPOINT_METADATA")) as f:
+      return json.load(f).get("commit_timestamp_nsecs") is not None
+  except (OSError, ValueError):
+    return False
+
+
+def incomplete_steps(directory: str) -> list[int]:
+  """Step folders of `directory` without a commit marker (a kill or a copy cut them short)."""
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(n) for n in os.listdir(directory)
+                if n.isdigit() and not _is_complete(os.path.join(directory, n)))
+
+
+def _warn(message: str) -> None:
+  print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 class Checkpointer:
+  """Saves and restores (state, host) per step. With `create` (training) it also removes the
+  incomplete step folders and temporary folders a killed run left; without it, it only reads."""
 
   def __init__(self, workdir: str, max_to_keep: int = 3, create: bool = True,
                subdir: str = "checkpoints"):
     self.directory = os.path.abspath(os.path.join(workdir, subdir))
+    self._incomplete = incomplete_steps(self.directory)
+    for step in self._incomplete:
+      _warn(f"skipping incomplete checkpoint {os.path.join(self.directory, str(step))} "
+            f"(no {COMMIT_MARKER})" + ("; removing it" if create else ""))
+    if create and os.path.isdir(self.directory):
+      leftovers = [n for n in os.listdir(self.directory) if TMP_SUFFIX in n]
+      for name in leftovers + [str(s) for s in self._incomplete]:
+        shutil.rmtree(os.path.join(self.directory, name))
+      self._incomplete = []
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False)
     self._manager = ocp.CheckpointManager(
         self.directory, options=options, item_names=("state", "host"))
 
-  def latest_step(self) -> int | None:
-    return self._manager.latest_step()
-
   def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
+    return sorted(s for s in self._manager.all_steps() if s not in self._incomplete)
+
+  def latest_step(self) -> int | None:
+    steps = self.all_steps()
+    return steps[-1] if steps else None
 
   def save(self, step: int, state: Any, host: dict) -> None:
+    """Writes checkpoint `step`; ValueError (and nothing written) if `state` is not finite."""
+    if not is_finite(state):
+      raise ValueError(f"refusing to checkpoint step {step}: the state holds non-finite values")
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), host=ocp.args.JsonSave(host)))
     self._manager.wait_until_finished()
@@ -45,6 +98,8 @@ class Checkpointer:
 
 
 def has_checkpoint(workdir: str, subdir: str = "checkpoints") -> bool:
+  """True when `workdir/subdir` holds at least one complete step folder."""
   directory = os.path.join(workdir, subdir)
   return os.path.isdir(directory) and any(
-      name.isdigit() for name in os.listdir(directory))
+      name.isdigit() and _is_complete(os.path.join(directory, name))
+      for name in os.listdir(directory))

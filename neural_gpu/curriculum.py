@@ -85,11 +85,13 @@ class NGPU(Curriculum):
   def _start(self) -> int:
     return self._snap(min(self.config.get("start_length", 6), self.max_length))
 
-  def _snap(self, length: int) -> int:
-    min_len = self.task.valid_lengths(self.max_length)[0]
-    return self.task.nearest_valid_length(max(length, min_len))
+  def _snap(self, length: int, task=None) -> int:
+    """The largest length <= `length` valid for `task` (default: the curriculum's task), never
+    below its shortest valid length."""
+    task = task or self.task
+    return task.nearest_valid_length(max(length, task.valid_lengths(self.max_length)[0]))
 
-  def _draw_length(self, cur: int, rng) -> int:
+  def _draw_length(self, cur: int, rng, task=None) -> int:
     low = self.config.get("min_length", 3)
     draw = lambda hi: int(rng.integers(min(low, hi), hi + 1))
     length = draw(cur)
@@ -97,12 +99,12 @@ class NGPU(Curriculum):
       length = max(length, draw(cur))
     if rng.random() < 0.25:
       length = max(length, draw(self.max_length))
-    return self._snap(length)
+    return self._snap(length, task)
 
-  def _next(self, cur: int, error: float) -> int:
+  def _next(self, cur: int, error: float, task=None) -> int:
     if error >= self.config.get("threshold", 0.15) or cur >= self.max_length:
       return cur
-    return [l for l in self.task.valid_lengths(self.max_length) if l > cur][0]
+    return [l for l in (task or self.task).valid_lengths(self.max_length) if l > cur][0]
 
   def draws(self, state, rng):
     return [(0, self._draw_length(state["length"], rng))]
@@ -125,10 +127,19 @@ class Chain(NGPU):
     if not hasattr(task, "subtasks"):
       raise ValueError("the chain curriculum needs a task chain such as task.name='bmul,qmul,mul'")
     super().__init__(config, task, max_length)
+    # Every member trains up to one maximal length, valid for all of them; each member's draws
+    # and steps are snapped with that member's own length rule.
+    common = [n for n in task.valid_lengths(max_length)
+              if all(t.is_valid_length(n) for t in task.subtasks)]
+    if not common:
+      raise ValueError(f"no length <= train.max_length={max_length} is valid for every task of "
+                       f"the chain {task.name}; pick tasks with a common valid length")
+    self.max_length = common[-1]
 
   def init_state(self):
-    n = len(self.task.subtasks)
-    return {"lengths": [self._start()] * n, "solved": [False] * n}
+    return {"lengths": [self._snap(min(self.config.get("start_length", 6), self.max_length), t)
+                        for t in self.task.subtasks],
+            "solved": [False] * len(self.task.subtasks)}
 
   def _unsolved(self, state) -> list[int]:
     return [i for i, done in enumerate(state["solved"]) if not done]
@@ -143,7 +154,7 @@ class Chain(NGPU):
   def draws(self, state, rng):
     unsolved = self._unsolved(state) or [len(state["solved"]) - 1]
     index = unsolved[0] if rng.random() < 0.8 else unsolved[int(rng.integers(len(unsolved)))]
-    return [(index, self._draw_length(state["lengths"][index], rng))]
+    return [(index, self._draw_length(state["lengths"][index], rng, self.task.subtasks[index]))]
 
   def probes(self, state):
     return [(i, state["lengths"][i]) for i in self._unsolved(state)]
@@ -154,7 +165,7 @@ class Chain(NGPU):
     for (i, cur), error in zip(self.probes(state), errors):
       if cur >= self.max_length and error < self.config.get("threshold", 0.15):
         state["solved"][i] = advanced = True
-      new = self._next(cur, error)
+      new = self._next(cur, error, self.task.subtasks[i])
       advanced |= new != cur
       state["lengths"][i] = new
     return state, advanced
@@ -202,4 +213,7 @@ def names() -> list[str]:
 def get(config, task, max_length: int) -> Curriculum:
   if config.name not in _REGISTRY:
     raise ValueError(f"unknown curriculum {config.name!r}; valid curricula: {', '.join(names())}")
+  if hasattr(task, "subtasks") and config.name != Chain.name:  # it would train one member only
+    raise ValueError(f"the task chain {task.name} needs curriculum.name=chain, got "
+                     f"{config.name!r}; set --config.curriculum.name=chain or train one task")
   return _REGISTRY[config.name](config, task, max_length)

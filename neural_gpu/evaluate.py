@@ -38,8 +38,14 @@ def batch_size_for(length: int, num_examples: int) -> int:
 
 
 def check_request(task, lengths, num_examples, kinds=()) -> list[int]:
-  """Validates an evaluation request before any work; returns the example count per length."""
+  """Validates an evaluation request before any work; returns the example count per length.
+
+  num_examples: one int for every length (also as a 1-tuple: --config.eval.num_examples=64
+  parses to (64,)), or one int per length. Raises ValueError naming what to change.
+  """
   counts = [num_examples] * len(lengths) if np.isscalar(num_examples) else list(num_examples)
+  if len(counts) == 1:
+    counts = counts * len(lengths)
   if len(counts) != len(lengths):
     raise ValueError(f"num_examples has {len(counts)} entries for {len(lengths)} lengths")
   if min(counts, default=1) < 1:

@@ -9,6 +9,29 @@ import time
 from tensorboardX import SummaryWriter
 
 
+def new_window() -> dict:
+  """Sums of per-step scalars over a logging interval; JSON-able, so it goes into checkpoints
+  and a resumed run logs the same means as one that never stopped."""
+  return {"sums": {}, "count": 0}
+
+
+def accumulate(window: dict, scalars: dict) -> None:
+  """Adds one step's scalars (floats) to `window` in place."""
+  for name, value in scalars.items():
+    window["sums"][name] = window["sums"].get(name, 0.0) + float(value)
+  window["count"] += 1
+
+
+def window_means(window: dict) -> dict:
+  """The mean of each scalar over the steps accumulated in `window` (every step once)."""
+  return {name: total / window["count"] for name, total in window["sums"].items()}
+
+
+def first_non_finite(scalars: dict, names) -> str | None:
+  """The first of `names` whose value in `scalars` is NaN or infinite, or None."""
+  return next((n for n in names if n in scalars and not math.isfinite(float(scalars[n]))), None)
+
+
 class MetricWriter:
   """Appends one JSON object per logging step and mirrors scalars to TensorBoard."""
 

@@ -63,7 +63,8 @@ def scale_by_adamax_dngpu(b1: float = 0.9, eps: float = 1e-8, clip_multiplier: f
     mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
     nu = jax.tree.map(lambda n, g: jnp.maximum(b2 * n, jnp.abs(g)), state.nu, grads)
     correction = 1 - b1 ** count.astype(jnp.float32) if bias_correction else 1.0
-    updates = jax.tree.map(lambda m, n: m / correction / (n + eps), mu, nu)
+    # n + eps is 0 only where every gradient so far was 0 (the PAD embedding row), and m with it.
+    updates = jax.tree.map(lambda m, n: m / correction / jnp.where(n + eps > 0, n + eps, 1), mu, nu)
     return updates, AdamaxState(count, mu, nu)
 
   return optax.GradientTransformation(init, update)

@@ -8,7 +8,6 @@ fold_in(key(config.seed), t), so a resumed run continues exactly as if it had ne
 
 import functools
 import json
-import math
 import os
 import time
 from typing import Any
@@ -27,7 +26,8 @@ from neural_gpu import curriculum as curriculum_lib
 from neural_gpu import evaluate as eval_lib
 from neural_gpu import input_pipeline
 from neural_gpu import losses
-from neural_gpu import models, optimizers
+from neural_gpu import metrics as metrics_lib
+from neural_gpu import models, optimizers, resume
 from neural_gpu.metrics import MetricWriter, Progress
 from neural_gpu.models import ngpu
 
@@ -251,6 +251,7 @@ class Trainer:
         "saturation_weight": self.config.train.get("saturation_weight", 1e-5),
         "loss_history": [],
         "window": {"loss": 0.0, "saturation": 0.0, "count": 0},
+        "log_window": metrics_lib.new_window(),  # every step since the last metrics row
         "best": {"step": -1, "error": 2.0, "stale": 0, "stopped": False},  # early stopping
     }
 
@@ -352,22 +353,22 @@ class Trainer:
     t0 = time.time()
 
     def pull():
-      """Brings pending metrics to the host; raises on a non-finite loss."""
+      """Brings pending metrics to the host, into the schedule's and the log's windows; raises
+      on a non-finite loss, gradient or parameter (before any checkpoint of that state)."""
       nonlocal pending
-      if not pending:
-        return None
       values = jax.device_get([m for _, m in pending])
       steps = [s for s, _ in pending]
       pending = []
       for s, m in zip(steps, values):
-        if not math.isfinite(float(m["loss"])):
+        bad = metrics_lib.first_non_finite(m, ("loss", "grad_norm", "param_norm"))
+        if bad:
           where = (f"last good checkpoint: step {last_good} in {checkpoints.directory}"
                    if last_good is not None else "no checkpoint was written")
-          raise TrainingError(f"non-finite loss at step {s}; stopping ({where})")
+          raise TrainingError(f"non-finite {bad} at step {s + 1}; stopping ({where})")
         host["window"]["loss"] += float(m["loss"])
         host["window"]["saturation"] += float(m.get("saturation", 0.0))
         host["window"]["count"] += 1
-      return {k: float(np.mean([v[k] for v in values])) for k in values[-1]}
+        metrics_lib.accumulate(host["log_window"], m)
 
     try:
       for step in range(start, total):
@@ -376,7 +377,9 @@ class Trainer:
         pending.append((step, metrics))
         done = step + 1
         if done % log_every == 0 or done == total:
-          means = pull()
+          pull()
+          means = metrics_lib.window_means(host["log_window"])
+          host["log_window"] = metrics_lib.new_window()
           means.update(length=self.curriculum.current_length(host["curriculum"]),
                        lr_scale=host["lr_scale"], steps_per_second=(done - start) / (time.time() - t0))
           writer.write(done, means)
@@ -425,17 +428,8 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def check_compatible(config, workdir: str) -> None:
-  """A workdir with a saved config only accepts a config for the same seed, task and model
-  (resuming under another seed would silently mix two runs' data streams)."""
-  if not os.path.exists(os.path.join(workdir, "config.json")):
-    return
-  saved = load_config(workdir)
-  plain = lambda v: v.to_dict() if isinstance(v, ml_collections.ConfigDict) else v
-  for section in ("seed", "task", "model"):
-    if plain(saved[section]) != plain(config[section]):
-      raise TrainingError(
-          f"{workdir} holds a run with {section} {plain(saved[section])}, but the config asks "
-          f"for {plain(config[section])}; use a new --workdir")
+  """Refuses (IncompatibleRun, one line) a config the run in `workdir` cannot continue."""
+  resume.check_compatible(config, workdir)
 
 
 def eval_kinds(config) -> list[str]:
@@ -487,6 +481,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   trainer = Trainer(config, workdir)  # validates task, model and curriculum before any write
   eval_lib.check_request(trainer.task, list(config.eval.lengths), config.eval.num_examples,
                          eval_kinds(config))  # and the evaluation that follows training
+  resume.check_restorable(workdir, trainer.init_state)  # the resume itself, reading only
   save_config(config, workdir)
   trainer.run()
   best = config.train.get("early_stopping_patience", 0) > 0

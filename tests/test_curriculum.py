@@ -84,3 +84,33 @@ def test_chain_shares_one_vocabulary_and_evaluates_the_last_task():
 def test_unknown_curriculum_lists_valid_ones():
   with pytest.raises(ValueError, match="valid curricula: all_bins, chain, fixed, ngpu"):
     make("cosine")
+
+
+@pytest.mark.parametrize("chain,max_length,expect_max", [
+    ("badd,incr", 9, 9), ("incr,badd", 10, 9), ("copy,bmul,dup", 12, 11)])
+def test_chain_draws_and_steps_only_lengths_valid_for_their_member(chain, max_length, expect_max):
+  c = make("chain", task=chain, max_length=max_length, start_length=4, min_length=1,
+           threshold=0.5)
+  members = c.task.subtasks
+  assert c.max_length == expect_max and all(t.is_valid_length(expect_max) for t in members)
+  state = c.init_state()
+  rng = np.random.default_rng(0)
+  for _ in range(30):  # draw, then advance every member by one of its own valid lengths
+    for _ in range(40):
+      (index, length), = c.draws(state, rng)
+      assert members[index].is_valid_length(length), (members[index].name, length)
+      assert length <= c.max_length
+    assert all(members[i].is_valid_length(l) for i, l in c.probes(state))
+    state, _ = c.decide(state, [0.0] * len(c.probes(state)))
+  assert state["solved"] == [True] * len(members)
+
+
+@pytest.mark.parametrize("name", ["ngpu", "fixed", "all_bins"])
+def test_a_chain_under_another_curriculum_is_refused(name):
+  with pytest.raises(ValueError, match="needs curriculum.name=chain"):
+    make(name, task="bmul,qmul,mul")
+
+
+def test_a_chain_without_a_common_length_is_refused():
+  with pytest.raises(ValueError, match="no length <= train.max_length=9 is valid for every task"):
+    make("chain", task="badd,xor", max_length=9)

@@ -110,3 +110,12 @@ def test_a_later_evaluation_of_the_same_step_adds_to_its_report(tmp_path):
     assert json.load(f) == merged
   assert merged["results"] == [row(41, 0.0), row(101, 0.1), row(401, 0.2)]
   assert merged["hard"] == [{"kind": "carry", **row(41, 0.25)}]
+
+
+def test_eval_num_examples_given_once_counts_at_every_length():
+  copy = tasks.get("copy")
+  assert evaluate.check_request(copy, [9, 17, 33], (64,)) == [64, 64, 64]
+  assert evaluate.check_request(copy, [9, 17], 64) == [64, 64]
+  assert evaluate.check_request(copy, [9, 17], (16, 8)) == [16, 8]
+  with pytest.raises(ValueError, match="num_examples has 2 entries for 3 lengths"):
+    evaluate.check_request(copy, [9, 17, 33], (16, 8))

@@ -26,3 +26,102 @@ def test_default_experiment_tests_1x_10x_and_100x():
   config = default.get_config()
   assert config.train.max_length == 41 and tuple(config.eval.lengths) == (41, 401, 4001)
   assert config.eval.num_examples[:2] == (256, 256)
+
+
+# -- every field the code reads or the README names exists in experiments/base.py ---------------
+import ast
+import dataclasses
+import re
+
+from experiments import base
+
+SECTIONS = ("task", "model", "train", "optimizer", "curriculum", "checkpoint", "eval")
+CONFIG_METHODS = {"get", "update", "to_dict", "to_json", "items", "keys", "values", "lock",
+                  "unlock", "get_ref", "copy_and_resolve_references"}
+# Receivers that are a config section although their name does not say which.
+ALIASES = {("neural_gpu/optimizers.py", "c"): "optimizer",
+           ("neural_gpu/train.py", "opt"): "optimizer",
+           ("neural_gpu/train.py", "c"): "train",  # decay_on_plateau(config.train, ...)
+           ("neural_gpu/curriculum.py", "self.config"): "curriculum"}
+CONFIGS = {name: base.get_config(model=name) for name in base.MODEL_DEFAULTS}
+
+
+def section_of(path, receiver: str):
+  """The config section an expression names: config.train, cfg.train, self.config.train..."""
+  head, _, last = receiver.rpartition(".")
+  if last in SECTIONS and head.split(".")[-1] in ("config", "cfg"):
+    return last
+  return ALIASES.get((path, receiver))
+
+
+def config_reads():
+  """(file, section, field) for each `<section>.get("field", ...)` and `<section>.field` read."""
+  reads = set()
+  files = ["launch.py"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(
+      os.path.join(ROOT, "neural_gpu", "**", "*.py"), recursive=True))
+  for path in files:
+    tree = ast.parse(open(os.path.join(ROOT, path)).read())
+    for node in ast.walk(tree):
+      if not isinstance(node, ast.Attribute):
+        continue
+      section = section_of(path, ast.unparse(node.value))
+      if section is None:
+        if ast.unparse(node.value) in ("config", "cfg", "self.config") and \
+            node.attr not in SECTIONS + tuple(CONFIG_METHODS) and path != "neural_gpu/curriculum.py":
+          reads.add((path, None, node.attr))  # a top-level field such as config.seed
+        continue
+      if node.attr == "get":
+        parent = next((p for p in ast.walk(tree) if isinstance(p, ast.Call) and p.func is node))
+        if parent.args and isinstance(parent.args[0], ast.Constant):
+          reads.add((path, section, parent.args[0].value))
+      elif node.attr not in CONFIG_METHODS:
+        reads.add((path, section, node.attr))
+  return reads
+
+
+def exists(section, field) -> bool:
+  if section is None:
+    return any(field in c for c in CONFIGS.values())
+  return any(field in c[section] for c in CONFIGS.values())
+
+
+def test_every_config_field_the_code_reads_is_in_the_base_config():
+  reads = config_reads()
+  fields = {(s, f) for _, s, f in reads}
+  # The walk must see the reads it exists for (so that it cannot silently match nothing).
+  assert {("optimizer", "weight_decay"), ("optimizer", "b1"), ("train", "plateau_patience"),
+          ("curriculum", "threshold"), ("checkpoint", "max_to_keep"), ("eval", "num_examples"),
+          (None, "seed"), ("model", "relax_copies")} <= fields
+  assert len(fields) > 50
+  missing = sorted(f"{path}: {s}.{f}" for path, s, f in reads
+                   if s != "task" and not exists(s, f))
+  assert not missing, missing
+
+
+def test_every_model_parameter_is_in_the_base_config_with_its_default():
+  from neural_gpu import models
+  for name in models.names():
+    model_fields = {f.name: f.default for f in dataclasses.fields(models._REGISTRY[name])
+                    if f.name not in ("parent", "name", "vocab_size")}
+    section = base.get_config(model=name).model
+    assert set(model_fields) <= set(section), (name, set(model_fields) - set(section))
+    differs = {k for k, v in model_fields.items() if section[k] != v}
+    assert differs <= {"fixed_length", "nmaps", "dropout"}, (name, differs)
+
+
+def test_every_field_the_readme_names_is_in_the_base_config():
+  text = open(os.path.join(ROOT, "README.md")).read()
+  named = set(re.findall(r"--config\.((?:[a-z_0-9]+\.)*[a-z_0-9]+)", text))
+  named |= {".".join(m) for m in re.findall(rf"`({'|'.join(SECTIONS)})\.([a-z_0-9]+)", text)}
+  assert "optimizer.weight_decay" in named and "train.num_steps" in named
+  missing = []
+  for dotted in sorted(named - {"section.field"}):  # the README's own placeholder
+    section, _, field = dotted.partition(".")
+    if section == "task" and field != "name":
+      continue  # task parameters belong to the task (alphabet_size...), checked by tasks.get
+    if field.endswith("_"):  # a family such as `train.pull_*`
+      if not any(k.startswith(field) for c in CONFIGS.values() for k in c[section]):
+        missing.append(dotted)
+    elif not (exists(section, field) if section in SECTIONS else exists(None, section)):
+      missing.append(dotted)
+  assert not missing, missing

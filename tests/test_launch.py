@@ -80,5 +80,17 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path)
                         "use a new --workdir")
   assert_one_line_error(launch(*TINY, "--config.seed=7", f"--workdir={trained}"),
                         "holds a run with seed 0")
+  # A resume that cannot work names the setting and the way out, and rewrites no config.json.
+  assert_one_line_error(launch(*TINY, "--config.train.num_steps=30", "--config.optimizer.name=sgd",
+                               f"--workdir={trained}"),
+                        "optimizer.name='adam' -> 'sgd'", "use a new --workdir")
+  # A chain under a curriculum that would train its first member only.
+  assert_one_line_error(launch(*TINY, "--config.task.name=badd,incr", f"--workdir={tmp_path}/e"),
+                        "needs curriculum.name=chain")
+  # Every field the README lists can be set (the override parses; the bad task name refuses).
+  assert_one_line_error(launch(*TINY, "--config.optimizer.weight_decay=0.01",
+                               "--config.optimizer.min_learning_rate=0.0001",
+                               "--config.task.name=nope", f"--workdir={tmp_path}/f"),
+                        "unknown task 'nope'")
   assert tree_digest(trained) == before
-  assert not any(os.path.exists(tmp_path / d) for d in ("a", "b", "c", "d", "empty"))
+  assert not any(os.path.exists(tmp_path / d) for d in ("a", "b", "c", "d", "e", "f", "empty"))

@@ -150,3 +150,18 @@ def test_lr_gradient_noise_reaches_the_parameter_update(tmp_path):
   diffs = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
                        results[0.0].params, results[1e-2].params)
   assert max(jax.tree.leaves(diffs)) > 1e-6
+
+
+def test_dngpu_adamax_leaves_an_always_zero_gradient_row_at_zero_even_with_eps_0():
+  """A row whose gradient is always 0 (the PAD embedding) has m = n = 0: its update is 0, not
+  0/0 = NaN, while the other rows get exactly m / (1 - b1^t) / (n + eps)."""
+  opt = optimizers.scale_by_adamax_dngpu(eps=0.0)
+  params = {"w": jnp.zeros((2, 2))}
+  state = opt.init(params)
+  grads = {"w": jnp.array([[0.0, 0.0], [0.5, -2.0]])}
+  for _ in range(3):
+    updates, state = opt.update(grads, state)
+  np.testing.assert_array_equal(updates["w"][0], [0.0, 0.0])
+  expected = state.mu["w"][1] / (1 - 0.9 ** 3) / state.nu["w"][1]
+  np.testing.assert_allclose(updates["w"][1], expected, rtol=1e-6)
+  np.testing.assert_allclose(updates["w"][1], [1.0, -1.0], rtol=1e-6)

@@ -121,12 +121,50 @@ def test_one_compile_per_bucket_across_the_curriculum(tmp_path):
   assert trainer.train_step._cache_size() == 3
 
 
-def test_non_finite_loss_stops_with_the_step(tmp_path):
+def test_non_finite_parameters_stop_the_run_and_are_never_checkpointed(tmp_path):
+  """The learning rate jumps to 1e30 at the update of step 5: the state after it is not
+  finite. Checkpoints 1-4 are written and finite; step 5 is neither saved nor called good."""
+  config = tiny.get_config()
+  config.optimizer.update(clip_norm=0.0, schedule="exponential", decay_start=3, decay_steps=1,
+                          decay_rate=1e30)
+  config.checkpoint.update(every_steps=1, max_to_keep=10)
+  config.train.log_every = 100
+  with pytest.raises(train.TrainingError) as error:
+    train.Trainer(config, str(tmp_path)).run()
+  message = str(error.value)
+  assert message.startswith("non-finite param_norm at step 5; stopping (last good checkpoint: "
+                            "step 4 in ") and "\n" not in message
+  checkpoints = ckpt_lib.Checkpointer(str(tmp_path), create=False)
+  assert checkpoints.all_steps() == [1, 2, 3, 4]
+  state, _ = checkpoints.restore(4, train.Trainer(config, str(tmp_path)).init_state())
+  assert ckpt_lib.is_finite(state) and int(state.step) == 4
+
+
+def test_non_finite_loss_before_any_checkpoint_says_none_was_written(tmp_path):
   config = tiny.get_config()
   config.optimizer.learning_rate = 1e30
   config.optimizer.clip_norm = 0.0
-  with pytest.raises(train.TrainingError, match="non-finite loss at step"):
+  with pytest.raises(train.TrainingError,
+                     match=r"non-finite \w+ at step 1; stopping \(no checkpoint was written\)"):
     train.Trainer(config, str(tmp_path)).run()
+  assert not ckpt_lib.has_checkpoint(str(tmp_path))
+
+
+def test_each_metrics_row_is_the_mean_of_exactly_its_own_steps(tmp_path):
+  """Checkpoints every 3 steps and schedule decisions pull metrics between rows; the row at
+  step 10 (log every 5) is still the mean of steps 6..10, as logged one by one elsewhere."""
+  rows = {}
+  for name, log_every, ckpt_every in (("each", 1, 100), ("five", 5, 3)):
+    config = tiny.get_config()
+    config.train.update(num_steps=10, log_every=log_every)
+    config.checkpoint.every_steps = ckpt_every
+    train.Trainer(config, str(tmp_path / name)).run()
+    rows[name] = [json.loads(l) for l in open(tmp_path / name / "metrics.jsonl")]
+  each, five = rows["each"], rows["five"]
+  assert [r["step"] for r in five] == [5, 10]
+  for row, interval in zip(five, (each[0:5], each[5:10])):
+    for key in ("loss", "seq_err", "sym_err", "grad_norm", "param_norm"):
+      assert row[key] == pytest.approx(np.mean([r[key] for r in interval]), rel=1e-12), key
 
 
 def test_relaxation_pull_grows_then_copies_are_tied_for_good(tmp_path):

@@ -1,0 +1,109 @@
+"""Can a run folder take this config? Checked before anything is written to it.
+
+A folder that holds a run (config.json, checkpoints) may be resumed or extended with another
+config only when the saved state still fits it: same seed, task, model and curriculum, and an
+optimizer whose state has the same form (optimizer.name, and which of clip_norm, clip_value,
+weight_decay, b2_schedule are on). Everything else (train.*, eval.*, checkpoint.*, the
+curriculum's thresholds, the learning rate and its schedule, eps, b1, b2...) may change.
+Every refusal is a one-line `TrainingError` naming the setting and the way out.
+"""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from experiments.base import MODEL_DEFAULTS
+from neural_gpu import checkpoint as ckpt_lib
+from neural_gpu import optimizers
+
+
+class IncompatibleRun(ValueError):
+  """The folder holds a run the config cannot continue; the message says which setting."""
+
+
+def _plain(value):
+  return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+
+
+def _model(section: dict) -> dict:
+  """A model section with the model's defaults filled in, so that a config.json written before
+  a parameter was added to experiments/base.py still compares equal."""
+  return {**MODEL_DEFAULTS.get(section.get("name"), {}), **section}
+
+
+def _optimizer_state_form(section: dict):
+  """The pytree structure of the optimizer state (params of any shape give the same form)."""
+  c = ml_collections.ConfigDict(section)
+  state = jax.eval_shape(optimizers.make(c).init, {"w": jnp.zeros((2,), jnp.float32)})
+  return jax.tree.structure(state)
+
+
+def check_compatible(config, workdir: str) -> None:
+  """Raises IncompatibleRun when `workdir` holds a run (a config.json) that `config` cannot
+  resume: another seed, task, model or curriculum, or an optimizer state of another form.
+  Reads only; writes nothing."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  new = _plain(config)
+  way_out = "use a new --workdir"
+  for section in ("seed", "task", "model"):
+    old_value, new_value = saved.get(section), new[section]
+    if section == "model":
+      old_value, new_value = _model(old_value), _model(new_value)
+    if old_value != new_value:
+      raise IncompatibleRun(
+          f"{workdir} holds a run with {section} {saved.get(section)}, but the config asks "
+          f"for {new[section]}; {way_out}")
+  old_curriculum = saved.get("curriculum", {}).get("name")
+  if old_curriculum != new["curriculum"]["name"]:
+    raise IncompatibleRun(
+        f"{workdir} holds a run with curriculum.name={old_curriculum}, whose saved schedule "
+        f"cannot drive curriculum.name={new['curriculum']['name']}; keep "
+        f"--config.curriculum.name={old_curriculum} or {way_out}")
+  old_opt, new_opt = saved.get("optimizer", {}), new["optimizer"]
+  old_form = _form_or_none(old_opt)
+  if old_form is None or _form_or_none(new_opt) != old_form:
+    changed = [k for k in sorted(set(old_opt) | set(new_opt)) if old_opt.get(k) != new_opt.get(k)]
+    culprits = [k for k in changed if _form_or_none({**old_opt, k: new_opt.get(k)}) != old_form]
+    shown = ", ".join(f"optimizer.{k}={old_opt.get(k)!r} -> {new_opt.get(k)!r}"
+                      for k in culprits or changed) or "optimizer"
+    raise IncompatibleRun(
+        f"{workdir} holds optimizer state that the new optimizer settings cannot continue "
+        f"({shown}); keep the saved values or {way_out}")
+
+
+def _form_or_none(section: dict):
+  try:
+    return _optimizer_state_form(section)
+  except (ValueError, KeyError, AttributeError, TypeError):
+    return None  # settings this code cannot build
+
+
+def check_restorable(workdir: str, init_state) -> None:
+  """Restores the latest checkpoint of `workdir` (if any) into the form of `init_state()`,
+  reading only, and checks that it holds finite values; raises IncompatibleRun otherwise, so
+  that a resume that cannot work fails before anything is written."""
+  if not ckpt_lib.has_checkpoint(workdir):
+    return
+  checkpoints = ckpt_lib.Checkpointer(workdir, create=False)
+  step = checkpoints.latest_step()
+  try:
+    if step is None:
+      return
+    try:
+      state, _ = checkpoints.restore(step, init_state())
+    except Exception as e:  # orbax raises many types; the first line of its message says why
+      reason = " ".join(str(e).split())[:200]
+      raise IncompatibleRun(f"cannot resume from step {step} in {checkpoints.directory} with "
+                            f"this config ({reason}); use a new --workdir") from e
+    if not ckpt_lib.is_finite(state):
+      raise IncompatibleRun(f"checkpoint step {step} in {checkpoints.directory} holds non-finite "
+                            "values; use a new --workdir")
+  finally:
+    checkpoints.close()
