@@ -4,6 +4,7 @@
   python launch.py --config=experiments/badd.py:neural_gpu --workdir=runs/badd_ngpu
   python launch.py --config=experiments/copy.py --workdir=runs/copy --config.train.num_steps=500
   python launch.py --mode=eval --workdir=runs/default --lengths=41,401 --num_examples=64
+  python launch.py --mode=visualize --workdir=runs/default --length=41   # state over time
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
   python launch.py --config=experiments/badd_cpu.py --seeds=0-9 --parallel=2 --workdir=runs/badd_seeds
 """
@@ -24,15 +25,25 @@ config_flags.DEFINE_config_file(
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder (checkpoints, metrics, eval). "
                     "Default: runs/default for the default experiment.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "gradcheck"],
-                  "train (then evaluate), eval only, or gradcheck (finite differences on the "
-                  "config's model).")
-flags.DEFINE_integer("step", None, "eval: checkpoint step (default: latest).")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "visualize", "gradcheck"],
+                  "train (then evaluate), eval only, visualize (pictures of one test example's "
+                  "state over time, neural_gpu/visualize.py) or gradcheck (finite differences "
+                  "on the config's model).")
+flags.DEFINE_integer("step", None, "eval, visualize: checkpoint step (default: latest).")
+flags.DEFINE_integer("length", None, "visualize: example length (default: the training maximum).")
+flags.DEFINE_integer("example", 0, "visualize: which test example at that length (its index in "
+                     "the evaluation).")
+flags.DEFINE_string("kind", None, "visualize: take the example from this hard test set, e.g. "
+                    "carry.")
+flags.DEFINE_list("channels", None, "visualize: state channels to draw (default: the most "
+                  "active ones).")
+flags.DEFINE_integer("max_draw_length", 400, "visualize: refuse longer --length (pictures of "
+                     "L steps by L positions).")
 flags.DEFINE_list("lengths", None, "eval: lengths to test (default: the config's eval.lengths).")
 flags.DEFINE_integer("num_examples", None, "eval: examples per length (default: from config).")
 flags.DEFINE_list("hard_kinds", None, "eval: hard test sets to add, e.g. carry,zeros "
                   "(default: the config's eval.hard_kinds).")
-flags.DEFINE_bool("best", False, "eval: the checkpoint early stopping kept (lowest validation "
+flags.DEFINE_bool("best", False, "eval, visualize: the checkpoint early stopping kept (lowest validation "
                   "error) instead of the latest.")
 flags.DEFINE_bool("sweep", False, "Run every point of the config file's sweep() in its own "
                   "<workdir>/<index>_<name>/, then write summary.md/json there; "
@@ -86,6 +97,13 @@ def main(argv):
       result = debug.gradient_check(FLAGS.config)
       print(json.dumps(result))
       sys.exit(0 if result["ok"] else 1)
+    if FLAGS.mode == "visualize":
+      from neural_gpu import visualize
+      channels = [int(c) for c in FLAGS.channels] if FLAGS.channels else None
+      for path in visualize.visualize(workdir, FLAGS.step, FLAGS.length, FLAGS.example,
+                                      FLAGS.kind, channels, FLAGS.best, FLAGS.max_draw_length):
+        print(f"wrote {path}")
+      return
     if FLAGS.mode == "eval":
       lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
       report = train.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,

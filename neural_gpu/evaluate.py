@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from neural_gpu import visualize
 from neural_gpu.input_pipeline import data_seed  # noqa: F401  (re-exported)
 from neural_gpu.metrics import Progress
 from neural_gpu.models.common import NotApplicable
@@ -61,6 +62,16 @@ def check_request(task, lengths, num_examples, kinds=()) -> list[int]:
   return counts
 
 
+def eval_batch(task, seed: int, stream: int, length: int, index: int, batch: int,
+               kind: str | None = None):
+  """Batch `index` (of `batch` examples) of the test stream at `length`: random inputs, or the
+  hard set `kind`. A tasks.base.Batch of int32 (batch, length) arrays."""
+  if kind is None:
+    return task.sample(data_seed(seed, stream, length, index), batch, length)
+  kind_id = 1 + task.hard_kinds.index(kind)
+  return task.sample_hard(data_seed(seed, stream, length, index, kind_id), batch, length, kind)
+
+
 def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
                      error_fn=None, progress: bool = True, stream: int = EVAL_STREAM,
                      kind: str | None = None) -> list[dict]:
@@ -82,11 +93,7 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
     seq_wrong = sym_wrong = 0
     try:
       for i in range(num_batches):
-        if kind is None:
-          data = task.sample(data_seed(seed, stream, length, i), batch, length)
-        else:
-          kind_id = 1 + task.hard_kinds.index(kind)
-          data = task.sample_hard(data_seed(seed, stream, length, i, kind_id), batch, length, kind)
+        data = eval_batch(task, seed, stream, length, i, batch, kind)
         take = min(batch, count - i * batch)
         lens = jnp.full((batch,), length, jnp.int32)
         any_wrong, num_wrong = jax.device_get(error_fn(variables, data.inputs, data.targets, lens))
@@ -131,6 +138,7 @@ def write_report(workdir: str, report: dict) -> dict:
     json.dump(report, f, indent=1)
   os.replace(tmp, path)
   _plot(report, os.path.join(out_dir, f"step_{report['step']}.png"))
+  visualize.write_curves(workdir)  # the training curves, for a reader without TensorBoard
   return report
 
 

@@ -27,7 +27,7 @@ from neural_gpu import evaluate as eval_lib
 from neural_gpu import input_pipeline
 from neural_gpu import losses
 from neural_gpu import metrics as metrics_lib
-from neural_gpu import models, optimizers, resume
+from neural_gpu import models, optimizers, resume, visualize
 from neural_gpu.metrics import MetricWriter, Progress
 from neural_gpu.models import ngpu
 
@@ -395,6 +395,7 @@ class Trainer:
           if patience:
             host = self.early_stopping(state, host, done, best_checkpoints)
           checkpoints.save(done, state, host)
+          visualize.write_curves(self.workdir)
           last_good = done
           if host["best"]["stopped"]:
             print(f"\nearly stopping at step {done}: no better validation error in {patience} "
@@ -436,15 +437,9 @@ def eval_kinds(config) -> list[str]:
   return [k for k in config.eval.get("hard_kinds", "").split(",") if k]
 
 
-def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
-                        config=None, progress: bool = True, best: bool = False,
-                        hard_kinds=None) -> dict:
-  """Loads the saved config and a checkpoint (latest unless `step`; with `best`, the one early
-  stopping kept), evaluates, and writes the report. hard_kinds (default: the config's
-  eval.hard_kinds, comma-separated) adds the task's hard test sets at the same lengths, under
-  the report's "hard" key."""
-  config = config or load_config(workdir)
-  hard_kinds = eval_kinds(config) if hard_kinds is None else hard_kinds
+def restore_checkpoint(config, workdir: str, step: int | None = None, best: bool = False):
+  """(trainer, state, step) of checkpoint `step` (latest unless given; with `best`, the one
+  early stopping kept). Raises TrainingError when there is none; writes nothing."""
   subdir = "best" if best else "checkpoints"
   if not ckpt_lib.has_checkpoint(workdir, subdir):
     raise TrainingError(f"no checkpoint in {os.path.join(workdir, subdir)}: train first"
@@ -457,6 +452,19 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
                         f"available: {checkpoints.all_steps()}")
   state, _ = checkpoints.restore(step, trainer.init_state())
   checkpoints.close()
+  return trainer, state, step
+
+
+def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
+                        config=None, progress: bool = True, best: bool = False,
+                        hard_kinds=None) -> dict:
+  """Loads the saved config and a checkpoint (latest unless `step`; with `best`, the one early
+  stopping kept), evaluates, and writes the report. hard_kinds (default: the config's
+  eval.hard_kinds, comma-separated) adds the task's hard test sets at the same lengths, under
+  the report's "hard" key."""
+  config = config or load_config(workdir)
+  hard_kinds = eval_kinds(config) if hard_kinds is None else hard_kinds
+  trainer, state, step = restore_checkpoint(config, workdir, step, best)
   lengths = list(lengths or config.eval.lengths)
   if num_examples is None:
     num_examples = config.eval.num_examples

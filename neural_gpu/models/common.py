@@ -20,9 +20,18 @@ class ModelOutput(NamedTuple):
   logits: float32 (batch, length, vocab).
   penalties: named float32 scalars (e.g. the DNGPU 'saturation' cost). The trainer adds each one
     to the loss times the weight its config gives it, and logs them.
+  trace: None, or, when a model with a time loop is called with trace=True, every step's state
+    from that same loop (neural_gpu/visualize.py draws it):
+      "states": float32 (T + 1, batch, L, C), states[t] the state after t steps (states[0] the
+        embedded input, states[-1] the state the logits are read from); C = height * nmaps
+        for the Neural GPU (height folded into channels), nmaps for the DNGPU. Recurrent nets:
+        (2L, batch, hidden), the top layer's output at each read-then-emit step.
+      "logits": float32 (T + 1, batch, L, vocab) (recurrent: (2L, batch, vocab)), the model's
+        readout applied to each of those states.
   """
   logits: jax.Array
   penalties: dict[str, Any]
+  trace: dict[str, Any] | None = None
 
 
 def length_mask(lengths: jax.Array, width: int) -> jax.Array:

@@ -60,7 +60,9 @@ class DNGPU(nn.Module):
   custom_vjp: bool = True
 
   @nn.compact
-  def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False):
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False,
+               trace: bool = False):
+    """trace: also return every step's state and its readout (ModelOutput.trace)."""
     batch, width = inputs.shape
     m = self.nmaps
     # Glorot-uniform as in the reference: a large input scale would saturate htanh at once.
@@ -111,11 +113,16 @@ class DNGPU(nn.Module):
                   + jnp.sum(jax.nn.relu(jnp.abs(cand_pre) - SATURATION_LIMIT) * real))
       return (jnp.where(running, new, state), sat + step_sat), None
 
-    if self.custom_vjp:
+    states = None
+    if self.custom_vjp or trace:
       spec = fast_scan.DiagSpec(SATURATION_LIMIT, self.dropout if use_dropout else 0.0,
                                 extra_iters)
       weights = fast_scan.DiagWeights(gate_kernel, gate_bias, cand_kernel, cand_bias)
-      state, sat = fast_scan.dngpu_scan(spec, weights, state, lengths, steps, dropout_key)
+      if trace:
+        state, sat, states = fast_scan.dngpu_trace(spec, weights, state, lengths, steps,
+                                                   dropout_key)
+      else:
+        state, sat = fast_scan.dngpu_scan(spec, weights, state, lengths, steps, dropout_key)
     else:
       (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), state.dtype)),
                                      jnp.arange(width + extra_iters))
@@ -125,4 +132,6 @@ class DNGPU(nn.Module):
     cell_steps = jnp.maximum(jnp.sum(lengths.astype(state.dtype) ** 2), 1.0)
     sat_cost = (sat + input_sat) / cell_steps
     logits = state @ output + output_bias
-    return common.ModelOutput(logits, {"saturation": sat_cost})
+    traced = None if states is None else {"states": states,
+                                          "logits": states @ output + output_bias}
+    return common.ModelOutput(logits, {"saturation": sat_cost}, traced)

@@ -141,6 +141,13 @@ def cgru_scan(spec: ScanSpec, w: Weights, state, lengths, keep, key):
   return chunked_over_batch(run, 12 * state.shape[-1], state, lengths)
 
 
+def cgru_trace(spec: ScanSpec, w: Weights, state, lengths, keep, key):
+  """`cgru_scan`'s forward loop (no gradient), also returning every step's state: (final
+  (B, L, C), states (T + 1, B, L, C)) with states[0] = `state` and states[-1] = final."""
+  final, before = _forward(spec, w, state, lengths, keep, key, "state")
+  return final, jnp.concatenate([before, final[None]])
+
+
 def _fwd(spec, w, state, lengths, keep, key):
   final, saved = _forward(spec, w, state, lengths, keep, key,
                           "state" if spec.remat else "all")
@@ -352,6 +359,14 @@ def dngpu_scan(spec: DiagSpec, w: DiagWeights, state, lengths, steps, key):
   if spec.dropout:  # the dropout masks are drawn for the whole batch: no chunking
     return run(state, lengths, steps)
   return chunked_over_batch(run, 12 * state.shape[-1], state, lengths, steps)
+
+
+def dngpu_trace(spec: DiagSpec, w: DiagWeights, state, lengths, steps, key):
+  """`dngpu_scan`'s forward loop (no gradient), also returning every step's state: (final
+  (B, L, m), saturation, states (T + 1, B, L, m)), states[0] = `state`, states[-1] = final.
+  The states are the residuals the reverse pass saves (the state entering each step)."""
+  (final, sat), (before, _, _) = _diag_forward(spec, w, state, lengths, steps, key, True)
+  return final, sat, jnp.concatenate([before, final[None]])
 
 
 def _diag_fwd(spec, w, state, lengths, steps, key):

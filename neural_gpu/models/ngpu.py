@@ -96,7 +96,9 @@ class NeuralGPU(nn.Module):
   remat: bool = False
 
   @nn.compact
-  def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False):
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False,
+               trace: bool = False):
+    """trace: also return every step's state and its readout (ModelOutput.trace)."""
     batch, width = inputs.shape
     m, h, layers, r = self.nmaps, self.height, self.num_layers, self.relax_copies
     conv_impl = resolve_conv_impl(self.conv_impl)
@@ -132,14 +134,19 @@ class NeuralGPU(nn.Module):
     keep = jnp.clip(1.0 - self.dropout * 8.0 / jnp.max(lengths).astype(jnp.float32), 0.5, 1.0)
     dropout_key = self.make_rng("dropout") if use_dropout else None
     hm = h * m
+    readout = lambda s: s[..., :m] @ output + output_bias  # from the first height row
+
+    def result(state, states):
+      traced = None if states is None else {"states": states, "logits": readout(states)}
+      return common.ModelOutput(readout(state), {}, traced)
 
     if conv_impl == "matmul" and self.custom_vjp:
       spec = fast_scan.ScanSpec(num_layers=layers, relax_copies=r, cutoff=self.cutoff,
                                 dropout=use_dropout, remat=self.remat)
       weights = fast_scan.Weights(gate_w, gate_bias_f, cand_w, cand_bias_f)
-      state = fast_scan.cgru_scan(spec, weights, state, lengths, keep, dropout_key)
-      logits = state[..., :m] @ output + output_bias
-      return common.ModelOutput(logits, {})
+      if trace:
+        return result(*fast_scan.cgru_trace(spec, weights, state, lengths, keep, dropout_key))
+      return result(fast_scan.cgru_scan(spec, weights, state, lengths, keep, dropout_key), None)
 
     def step(state, t):
       copy = t % r
@@ -154,13 +161,14 @@ class NeuralGPU(nn.Module):
         cand = jnp.tanh(conv(reset * new, cand_w[copy, layer]) + cand_bias_f[copy, layer])
         new = (update * new + (1.0 - update) * cand) * mask
       running = (t < lengths)[:, None, None]
-      return jnp.where(running, new, state), None
+      new = jnp.where(running, new, state)
+      return new, (new if trace else None)
 
     if self.remat:
       step = jax.checkpoint(step)
-    state, _ = jax.lax.scan(step, state, jnp.arange(width))
-    logits = state[..., :m] @ output + output_bias
-    return common.ModelOutput(logits, {})
+    initial = state
+    state, after = jax.lax.scan(step, state, jnp.arange(width))
+    return result(state, jnp.concatenate([initial[None], after]) if trace else None)
 
 
 def relaxation_penalty(params) -> jax.Array:

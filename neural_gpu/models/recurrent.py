@@ -93,7 +93,10 @@ class _ReadThenEmit(nn.Module):
     return pre + g["b"]
 
   @nn.compact
-  def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False):
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False,
+               trace: bool = False):
+    """trace: also return the top layer's output at every step and its readout
+    (ModelOutput.trace)."""
     batch, width = inputs.shape
     chex.assert_shape(lengths, (batch,))
     blank = self.vocab_size
@@ -123,9 +126,11 @@ class _ReadThenEmit(nn.Module):
     # Position j of example b is emitted at step lengths[b] + j; clip only affects j >= length.
     index = jnp.minimum(lengths[None, :] + jnp.arange(width)[:, None], 2 * width - 1)
     emitted = jnp.take_along_axis(outs, index[..., None], axis=0).transpose(1, 0, 2)
-    logits = nn.Dense(self.vocab_size, name="readout")(emitted)
+    readout = nn.Dense(self.vocab_size, name="readout")
+    logits = readout(emitted)
     chex.assert_shape(logits, (batch, width, self.vocab_size))
-    return common.ModelOutput(logits, {})
+    traced = {"states": outs, "logits": readout(outs)} if trace else None
+    return common.ModelOutput(logits, {}, traced)
 
 
 class ElmanRNN(_ReadThenEmit):
