@@ -305,7 +305,7 @@ def test_unknown_task():
     ('addition', {'base': 3}, r'addition: base must be one of \[2, 4, 10\], got 3'),
     ('incr', {'base': 16}, r'base must be one of \[2, 4, 10\]'),
     ('xor', {'n_bits': 1}, r'xor: n_bits must be an integer >= 2, got 1'),
-    ('badd', {'base': 2}, r'badd: unknown parameter\(s\) base; accepted: none'),
+    ('badd', {'base': 2}, r'badd: unknown parameter\(s\) base; accepted: pad_result'),
     ('copy', {'alphbet_size': 3}, r'unknown parameter\(s\) alphbet_size; accepted: alphabet_size'),
     ('parity', {'bits': 3}, r'accepted: n_bits'),
 ])
