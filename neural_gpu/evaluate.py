@@ -5,6 +5,7 @@ answer is wrong. Each length compiles once: batches of one length all share one 
 partial last batch is sampled full and only its first rows are counted.
 """
 
+import functools
 import json
 import os
 
@@ -20,10 +21,15 @@ EVAL_STREAM = 1  # fold_in tag that separates test data from training data (stre
 MAX_CELLS_PER_BATCH = 1 << 16  # batch * length bound: long lengths go in small batches
 
 
-def make_error_fn(model):
-  """jit'd (variables, inputs, targets, lengths) -> per-example (any wrong?, wrong count)."""
+def make_error_fn(model, out_sharding=None):
+  """jit'd (variables, inputs, targets, lengths) -> per-example (any wrong?, wrong count).
 
-  @jax.jit
+  inputs, targets (B, L) int32, lengths (B,) int32; returns bool (B,) and int32 (B,), placed by
+  out_sharding (sharding.DataParallel.replicated, so every host can read them; None: XLA's
+  choice).
+  """
+
+  @functools.partial(jax.jit, out_shardings=out_sharding)
   def errors(variables, inputs, targets, lengths):
     out = model.apply(variables, inputs, lengths, train=False)
     real = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]
@@ -31,6 +37,25 @@ def make_error_fn(model):
     return jnp.any(wrong, axis=1), jnp.sum(wrong, axis=1)
 
   return errors
+
+
+def count_errors(error_fn, variables, inputs, targets, lengths, dp=None):
+  """error_fn on one batch, its examples split over dp's devices (sharding.DataParallel).
+
+  inputs, targets (B, L), lengths (B,) numpy int32. The batch is padded to a multiple of the
+  device count with copies of its first row, which are dropped from the result, so the examples
+  and the counts are those of a 1-device evaluation. Returns numpy (any wrong? bool (B,), wrong
+  count int (B,)).
+  """
+  rows = len(lengths)
+  arrays = tuple(np.asarray(a) for a in (inputs, targets, lengths))
+  if dp is not None:
+    pad = dp.padded_size(rows) - rows
+    if pad:
+      arrays = tuple(np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) for a in arrays)
+    arrays = dp.shard(arrays)
+  any_wrong, num_wrong = jax.device_get(error_fn(variables, *arrays))
+  return np.asarray(any_wrong)[:rows], np.asarray(num_wrong)[:rows]
 
 
 def batch_size_for(length: int, num_examples: int) -> int:
@@ -57,13 +82,15 @@ def check_request(task, lengths, num_examples, kinds=()) -> list[int]:
 
 def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
                      error_fn=None, progress: bool = True, stream: int = EVAL_STREAM,
-                     kind: str | None = None) -> list[dict]:
+                     kind: str | None = None, dp=None) -> list[dict]:
   """Returns one result dict per length, in the order given.
 
   num_examples: an int for every length, or one int per length.
   kind: one of task.hard_kinds to test on that hard set (SPEC 2, EXT) instead of random inputs.
   A model that cannot run at a length (e.g. an MLP built for a fixed width) gets
   {"length": L, "not_applicable": reason} instead of made-up numbers.
+  dp: a sharding.DataParallel to split each batch's examples over its devices (count_errors);
+  the examples drawn, and so the results, do not depend on the device count.
   """
   counts = check_request(task, lengths, num_examples, [kind] if kind else [])
   error_fn = error_fn or make_error_fn(model)
@@ -82,8 +109,9 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
           kind_id = 1 + task.hard_kinds.index(kind)
           data = task.sample_hard(data_seed(seed, stream, length, i, kind_id), batch, length, kind)
         take = min(batch, count - i * batch)
-        lens = jnp.full((batch,), length, jnp.int32)
-        any_wrong, num_wrong = jax.device_get(error_fn(variables, data.inputs, data.targets, lens))
+        lens = np.full((batch,), length, np.int32)
+        any_wrong, num_wrong = count_errors(error_fn, variables, data.inputs, data.targets, lens,
+                                            dp)
         seq_wrong += int(any_wrong[:take].sum())
         sym_wrong += int(num_wrong[:take].sum())
         if bar:
@@ -105,8 +133,10 @@ def write_report(workdir: str, report: dict) -> dict:
 
   A report already there for that step is merged, not overwritten: a length (or hard set and
   length) measured again is replaced, the others are kept, so evaluating more lengths later
-  never loses the earlier ones.
+  never loses the earlier ones. With several processes only the primary one (index 0) writes.
   """
+  if jax.process_index() != 0:
+    return report
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, f"step_{report['step']}.json")
