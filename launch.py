@@ -117,7 +117,8 @@ def main(argv):
     fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
   from neural_gpu.evaluate import format_table
   print(format_table(report))
-  print(f"wrote {os.path.join(workdir, 'eval', 'step_%d.json' % report['step'])}")
+  if jax.process_index() == 0:  # the only writer
+    print(f"wrote {os.path.join(workdir, 'eval', 'step_%d.json' % report['step'])}")
 
 
 def parse_flags(argv):
