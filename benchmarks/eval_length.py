@@ -55,8 +55,10 @@ def main(argv=None):
     raise SystemExit(f"{args.task} has no examples of length {args.length}")
   state = trainer.init_state()
   variables = {"params": state.params, **state.model_state}
-  batch = args.batch_size or evaluate.batch_size_for(args.length, args.num_examples)
-  batch = trainer.dp.padded_size(batch)  # as evaluate.count_errors pads, so it splits evenly
+  # The evaluator's call: one batch_size_for batch per device (evaluate.evaluate_lengths),
+  # padded to split evenly (evaluate.count_errors).
+  batch = trainer.dp.padded_size(args.batch_size or trainer.dp.num_devices *
+                                 evaluate.batch_size_for(args.length, args.num_examples))
   num_batches = -(-args.num_examples // batch)
   error_fn = trainer.error_fn  # evaluate.make_error_fn(model), as the evaluator uses it
   lens = np.full((batch,), args.length, np.int32)

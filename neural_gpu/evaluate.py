@@ -39,18 +39,18 @@ def make_error_fn(model, out_sharding=None):
   return errors
 
 
-def count_errors(error_fn, variables, inputs, targets, lengths, dp=None):
+def count_errors(error_fn, variables, inputs, targets, lengths, dp=None, min_rows: int = 0):
   """error_fn on one batch, its examples split over dp's devices (sharding.DataParallel).
 
-  inputs, targets (B, L), lengths (B,) numpy int32. The batch is padded to a multiple of the
-  device count with copies of its first row, which are dropped from the result, so the examples
-  and the counts are those of a 1-device evaluation. Returns numpy (any wrong? bool (B,), wrong
-  count int (B,)).
+  inputs, targets (B, L), lengths (B,) numpy int32. The batch is padded to at least min_rows
+  and to a multiple of the device count with copies of its first row, which are dropped from the
+  result, so the examples and the counts are those of a 1-device evaluation. Returns numpy (any
+  wrong? bool (B,), wrong count int (B,)).
   """
   rows = len(lengths)
   arrays = tuple(np.asarray(a) for a in (inputs, targets, lengths))
   if dp is not None:
-    pad = dp.padded_size(rows) - rows
+    pad = dp.padded_size(max(rows, min_rows)) - rows
     if pad:
       arrays = tuple(np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) for a in arrays)
     arrays = dp.shard(arrays)
@@ -89,8 +89,10 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
   kind: one of task.hard_kinds to test on that hard set (SPEC 2, EXT) instead of random inputs.
   A model that cannot run at a length (e.g. an MLP built for a fixed width) gets
   {"length": L, "not_applicable": reason} instead of made-up numbers.
-  dp: a sharding.DataParallel to split each batch's examples over its devices (count_errors);
-  the examples drawn, and so the results, do not depend on the device count.
+  dp: a sharding.DataParallel to split the examples over its devices (count_errors): each call
+  runs up to one batch of batch_size_for's size per device (the 1-device memory bound), made of
+  consecutive batches as one device draws them, so the examples, and the results, do not depend
+  on the device count.
   """
   counts = check_request(task, lengths, num_examples, [kind] if kind else [])
   error_fn = error_fn or make_error_fn(model)
@@ -98,24 +100,23 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
   for length, count in zip(lengths, counts):
     batch = batch_size_for(length, count)
     num_batches = -(-count // batch)
+    group = 1 if dp is None else min(dp.num_devices, num_batches)  # batches per call
     label = f"eval {kind + ' ' if kind else ''}L={length} "
     bar = Progress(num_batches, label=label) if progress else None
     seq_wrong = sym_wrong = 0
     try:
-      for i in range(num_batches):
-        if kind is None:
-          data = task.sample(data_seed(seed, stream, length, i), batch, length)
-        else:
-          kind_id = 1 + task.hard_kinds.index(kind)
-          data = task.sample_hard(data_seed(seed, stream, length, i, kind_id), batch, length, kind)
-        take = min(batch, count - i * batch)
-        lens = np.full((batch,), length, np.int32)
-        any_wrong, num_wrong = count_errors(error_fn, variables, data.inputs, data.targets, lens,
-                                            dp)
+      for first in range(0, num_batches, group):
+        parts = [_sample(task, seed, stream, length, i, batch, kind)
+                 for i in range(first, min(first + group, num_batches))]
+        take = min(len(parts) * batch, count - first * batch)  # rows past `count` do not count
+        lens = np.full((len(parts) * batch,), length, np.int32)
+        any_wrong, num_wrong = count_errors(  # min_rows: one shape, so one compile per length
+            error_fn, variables, np.concatenate([p.inputs for p in parts]),
+            np.concatenate([p.targets for p in parts]), lens, dp, min_rows=group * batch)
         seq_wrong += int(any_wrong[:take].sum())
         sym_wrong += int(num_wrong[:take].sum())
         if bar:
-          bar.update(i + 1, seq_err=seq_wrong / (i * batch + take))
+          bar.update(first + len(parts), seq_err=seq_wrong / (first * batch + take))
     except NotApplicable as e:
       results.append({"length": length, "not_applicable": str(e)})
       continue
@@ -126,6 +127,14 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
                     "sequence_error": seq_wrong / count,
                     "symbol_error": sym_wrong / (count * length)})
   return results
+
+
+def _sample(task, seed, stream, length, index, batch, kind):
+  """Test batch `index` of a length: random inputs, or the hard set `kind`."""
+  if kind is None:
+    return task.sample(data_seed(seed, stream, length, index), batch, length)
+  kind_id = 1 + task.hard_kinds.index(kind)
+  return task.sample_hard(data_seed(seed, stream, length, index, kind_id), batch, length, kind)
 
 
 def write_report(workdir: str, report: dict) -> dict:

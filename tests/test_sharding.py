@@ -84,11 +84,16 @@ def four_device_checks(out: str) -> None:
   checks["params_replicated"] = all(x.sharding.is_fully_replicated
                                     for x in jax.tree.leaves(state.params))
 
-  # Evaluation: 6 examples per batch padded to 8 over 4 devices, against no split at all.
+  # Evaluation split over 4 devices against no split at all: 6 examples, one batch padded to
+  # 8 rows; and with batches of 4 (L=9) and 2 (L=17) rows, 10 examples, grouped 3 and 4 batches
+  # per call (the last call of L=17 one batch, padded to 4 batches).
   variables = {"params": state.params, **state.model_state}
-  evaluate_on = lambda dp: evaluate.evaluate_lengths(
-      four.model, variables, four.task, [9, 17], 6, 0, four.error_fn, progress=False, dp=dp)
-  checks["eval_split"], checks["eval_whole"] = evaluate_on(four.dp), evaluate_on(None)
+  evaluate_on = lambda dp, count: evaluate.evaluate_lengths(
+      four.model, variables, four.task, [9, 17], count, 0, four.error_fn, progress=False, dp=dp)
+  checks["eval_split"], checks["eval_whole"] = evaluate_on(four.dp, 6), evaluate_on(None, 6)
+  evaluate.MAX_CELLS_PER_BATCH = 40
+  checks["eval_grouped"], checks["eval_one_by_one"] = (evaluate_on(four.dp, 10),
+                                                       evaluate_on(None, 10))
 
   # Dropout: the DNGPU (dropout 0.1 on input and candidate) applied in training mode to a batch
   # split over 4 devices and to the same batch on 1 device; another key for contrast.
@@ -150,6 +155,9 @@ def test_evaluation_split_over_devices_counts_the_same_examples(four_devices):
   _, checks = four_devices
   assert checks["eval_split"] == checks["eval_whole"]
   assert [r["num_examples"] for r in checks["eval_split"]] == [6, 6]
+  assert checks["eval_grouped"] == checks["eval_one_by_one"]
+  assert [r["num_examples"] for r in checks["eval_grouped"]] == [10, 10]
+  assert checks["eval_grouped"][1]["symbol_error"] not in (0.0, 1.0)  # a count, not a constant
 
 
 def test_dropout_masks_do_not_depend_on_the_device_count(four_devices):
