@@ -31,7 +31,8 @@ def main(argv=None):
   p.add_argument("--nmaps", type=int, default=48)
   p.add_argument("--length", type=int, default=4001)
   p.add_argument("--num_examples", type=int, default=16)
-  p.add_argument("--batch_size", type=int, default=0, help="0: evaluate.batch_size_for")
+  p.add_argument("--batch_size", type=int, default=0, help="rows per call; 0: as the evaluator does "
+                 "(evaluate.batch_size_for on each device)")
   p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   p.add_argument("--num_devices", type=int, default=0,
                  help="train.num_devices: each batch is split over this many devices (0: all)")
