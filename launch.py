@@ -7,6 +7,10 @@
   python launch.py --mode=visualize --workdir=runs/default --length=41   # state over time
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
   python launch.py --config=experiments/badd_cpu.py --seeds=0-9 --parallel=2 --workdir=runs/badd_seeds
+  # several hosts: the same command on each, with its own --process_id (or --distributed alone
+  # on a cluster JAX detects: SLURM, Open MPI, Cloud TPU)
+  python launch.py --config=experiments/bmul.py --workdir=/shared/bmul \
+      --coordinator_address=host0:1234 --num_processes=2 --process_id=0
 """
 
 import json
@@ -52,6 +56,14 @@ flags.DEFINE_string("seeds", None, "Seed study: train and evaluate the config on
                     "(0-9, 0,3,5 or 0-2,7) in <workdir>/seed_<N>/, then write seeds.md/json "
                     "there (neural_gpu/seeds.py).")
 flags.DEFINE_integer("parallel", 1, "sweep or seed study: runs at a time, as separate processes.")
+flags.DEFINE_bool("distributed", False, "Several hosts: call jax.distributed.initialize() with "
+                  "JAX's cluster auto-detection (SLURM, Open MPI, Cloud TPU); the three flags "
+                  "below, where given, override what it detects.")
+flags.DEFINE_string("coordinator_address", None, "Several hosts: host:port of process 0, which "
+                    "coordinates (with --num_processes and --process_id; same on every host).")
+flags.DEFINE_integer("num_processes", None, "Several hosts: how many processes (hosts) in all.")
+flags.DEFINE_integer("process_id", None, "Several hosts: this process's index, 0 to "
+                     "num_processes - 1; process 0 writes the config, metrics and reports.")
 FLAGS = flags.FLAGS
 
 
@@ -60,9 +72,30 @@ def fail(message: str) -> None:
   sys.exit(1)
 
 
+def distributed_args() -> dict | None:
+  """jax.distributed.initialize's arguments from the flags; None: a single process."""
+  explicit = {"coordinator_address": FLAGS.coordinator_address,
+              "num_processes": FLAGS.num_processes, "process_id": FLAGS.process_id}
+  given = {k: v for k, v in explicit.items() if v is not None}
+  if not FLAGS.distributed and not given:
+    return None
+  if not FLAGS.distributed and len(given) < 3:
+    missing = ", ".join(f"--{k}" for k in explicit if k not in given)
+    fail(f"several hosts need --coordinator_address, --num_processes and --process_id (missing "
+         f"{missing}), or --distributed for JAX's cluster auto-detection")
+  if FLAGS.sweep or FLAGS.mode == "gradcheck":
+    fail(f"--{'sweep' if FLAGS.sweep else 'mode=gradcheck'} runs on one host; drop the "
+         "--distributed/--coordinator_address/--num_processes/--process_id flags")
+  n, i = FLAGS.num_processes, FLAGS.process_id
+  if n is not None and n < 1 or i is not None and not 0 <= i < (n if n is not None else i + 1):
+    fail(f"--process_id={i} must be in [0, --num_processes={n})")
+  return given
+
+
 def main(argv):
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=DIR")
+  distributed = distributed_args()  # checked before anything starts
   if FLAGS.sweep or FLAGS.seeds is not None or FLAGS.parallel != 1:
     # neither imports JAX: the runs are launch.py subprocesses
     from neural_gpu import seeds, sweep
@@ -88,7 +121,9 @@ def main(argv):
                         os.path.join(os.path.expanduser("~"), ".cache", "neural_gpu_jax"))
   import jax  # after the environment is set, so the persistent compilation cache applies
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-  from neural_gpu import train
+  if distributed is not None:  # before any JAX computation, as jax.distributed requires
+    jax.distributed.initialize(**distributed)
+  from neural_gpu import sharding, train
 
   workdir = FLAGS.workdir or os.path.join("runs", "default")
   try:
@@ -104,6 +139,8 @@ def main(argv):
                                       FLAGS.kind, channels, FLAGS.best, FLAGS.max_draw_length):
         print(f"wrote {path}")
       return
+    config = train.load_config(workdir) if FLAGS.mode == "eval" else FLAGS.config
+    print(sharding.DataParallel.from_config(config, FLAGS.mode == "train").describe(), flush=True)
     if FLAGS.mode == "eval":
       lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
       report = train.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
@@ -114,7 +151,8 @@ def main(argv):
     fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
   from neural_gpu.evaluate import format_table
   print(format_table(report))
-  print(f"wrote {os.path.join(workdir, 'eval', 'step_%d.json' % report['step'])}")
+  if jax.process_index() == 0:  # the only writer
+    print(f"wrote {os.path.join(workdir, 'eval', 'step_%d.json' % report['step'])}")
 
 
 def parse_flags(argv):

@@ -31,14 +31,17 @@ def main(argv=None):
   p.add_argument("--nmaps", type=int, default=48)
   p.add_argument("--length", type=int, default=4001)
   p.add_argument("--num_examples", type=int, default=16)
-  p.add_argument("--batch_size", type=int, default=0, help="0: evaluate.batch_size_for")
+  p.add_argument("--batch_size", type=int, default=0, help="rows per call; 0: as the evaluator does "
+                 "(evaluate.batch_size_for on each device)")
   p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+  p.add_argument("--num_devices", type=int, default=0,
+                 help="train.num_devices: each batch is split over this many devices (0: all)")
   common.add_process_args(p)
   p.add_argument("--no_peak", action="store_true")
   args = p.parse_args(argv)
   malloc_tuned = common.setup_process(args)
   import jax
-  import jax.numpy as jnp
+  import numpy as np
   from experiments import base
   from neural_gpu import evaluate, train
 
@@ -47,21 +50,26 @@ def main(argv=None):
   for item in args.set:
     key, value = item.split("=", 1)
     config.model[key] = parse_value(value)
+  config.train.num_devices = args.num_devices
   trainer = train.Trainer(config, tempfile.mkdtemp(prefix="bench_eval_"))
   if not trainer.task.is_valid_length(args.length):
     raise SystemExit(f"{args.task} has no examples of length {args.length}")
   state = trainer.init_state()
   variables = {"params": state.params, **state.model_state}
-  batch = args.batch_size or evaluate.batch_size_for(args.length, args.num_examples)
+  # The evaluator's call: one batch_size_for batch per device (evaluate.evaluate_lengths),
+  # padded to split evenly (evaluate.count_errors).
+  batch = trainer.dp.padded_size(args.batch_size or trainer.dp.num_devices *
+                                 evaluate.batch_size_for(args.length, args.num_examples))
   num_batches = -(-args.num_examples // batch)
   error_fn = trainer.error_fn  # evaluate.make_error_fn(model), as the evaluator uses it
-  lens = jnp.full((batch,), args.length, jnp.int32)
+  lens = np.full((batch,), args.length, np.int32)
   data = [trainer.task.sample(evaluate.data_seed(config.seed, evaluate.EVAL_STREAM, args.length,
                                                  i), batch, args.length)
           for i in range(num_batches)]
+  data = [trainer.dp.shard((d.inputs, d.targets, lens)) for d in data]
 
   t0 = time.perf_counter()
-  compiled = error_fn.lower(variables, data[0].inputs, data[0].targets, lens).compile()
+  compiled = error_fn.lower(variables, *data[0]).compile()
   compile_seconds = time.perf_counter() - t0
   memory = {}
   try:
@@ -74,8 +82,7 @@ def main(argv=None):
   seq_wrong = 0
   for i in range(num_batches):
     t, c = time.perf_counter(), time.process_time()
-    any_wrong, _ = jax.block_until_ready(compiled(variables, data[i].inputs, data[i].targets,
-                                                  lens))
+    any_wrong, _ = jax.block_until_ready(compiled(variables, *data[i]))
     times.append(time.perf_counter() - t)
     cpu_times.append(time.process_time() - c)
     seq_wrong += int(any_wrong.sum())
@@ -97,6 +104,7 @@ def main(argv=None):
       "length": args.length,
       "num_examples": num_batches * batch,
       "batch_size": batch,
+      "num_devices": trainer.dp.num_devices,
       "model_fields": {k: v for k, v in config.model.items() if k != "name"},
       "batch_seconds": round(batch_seconds, 3),
       "batch_seconds_all": [round(t, 3) for t in times],

@@ -50,6 +50,8 @@ def main(argv=None):
   p.add_argument("--remat", action="store_true", help="model.remat=True (rematerialized scan)")
   p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                  help="extra model field, e.g. --set=conv_impl=conv (repeatable)")
+  p.add_argument("--num_devices", type=int, default=0,
+                 help="train.num_devices: the batch is split over this many devices (0: all)")
   p.add_argument("--curriculum", default="fixed",
                  help="'fixed' (one batch at --length) or 'default' (the model's own)")
   common.add_process_args(p)
@@ -75,6 +77,7 @@ def main(argv=None):
     config.model[key] = parse_value(value)
   config.train.batch_size = args.batch_size
   config.train.max_length = args.length
+  config.train.num_devices = args.num_devices
   if args.curriculum == "fixed":
     config.curriculum = dict(name="fixed", every_steps=200)
 
@@ -83,7 +86,8 @@ def main(argv=None):
   state, host = trainer.init_state(), trainer.init_host()
   hyper = trainer.hyper(host)
   total = args.warmup + args.steps
-  all_batches = [trainer.batches(i, host) for i in range(max(total, 1))]
+  trainer.dp.check_batch_size(args.batch_size)
+  all_batches = [trainer.dp.shard(trainer.batches(i, host)) for i in range(max(total, 1))]
 
   t0 = time.perf_counter()
   lowered = trainer.train_step.lower(state, all_batches[0], hyper)
@@ -133,6 +137,7 @@ def main(argv=None):
       "nmaps": args.nmaps,
       "length": args.length,
       "batch_size": args.batch_size,
+      "num_devices": trainer.dp.num_devices,
       "model_fields": {k: v for k, v in config.model.items() if k != "name"},
       "step_seconds": round(step_seconds, 4),
       "step_seconds_all": [round(t, 4) for t in times],

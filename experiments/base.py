@@ -45,7 +45,8 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
   c.model = dict(name=model, **MODEL_DEFAULTS.get(model, {}))
   c.train = dict(
       num_steps=2000,
-      batch_size=32,
+      batch_size=32,  # the global batch: split over the devices, so a multiple of their count
+      num_devices=0,  # data parallelism over this many devices (0: all; neural_gpu/sharding.py)
       max_length=41,
       log_every=50,
       schedule_every=200,  # lr decay on plateau and saturation-weight updates

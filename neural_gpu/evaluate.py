@@ -5,6 +5,7 @@ answer is wrong. Each length compiles once: batches of one length all share one 
 partial last batch is sampled full and only its first rows are counted.
 """
 
+import functools
 import json
 import os
 
@@ -21,10 +22,15 @@ EVAL_STREAM = 1  # fold_in tag that separates test data from training data (stre
 MAX_CELLS_PER_BATCH = 1 << 16  # batch * length bound: long lengths go in small batches
 
 
-def make_error_fn(model):
-  """jit'd (variables, inputs, targets, lengths) -> per-example (any wrong?, wrong count)."""
+def make_error_fn(model, out_sharding=None):
+  """jit'd (variables, inputs, targets, lengths) -> per-example (any wrong?, wrong count).
 
-  @jax.jit
+  inputs, targets (B, L) int32, lengths (B,) int32; returns bool (B,) and int32 (B,), placed by
+  out_sharding (sharding.DataParallel.replicated, so every host can read them; None: XLA's
+  choice).
+  """
+
+  @functools.partial(jax.jit, out_shardings=out_sharding)
   def errors(variables, inputs, targets, lengths):
     out = model.apply(variables, inputs, lengths, train=False)
     real = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]
@@ -32,6 +38,25 @@ def make_error_fn(model):
     return jnp.any(wrong, axis=1), jnp.sum(wrong, axis=1)
 
   return errors
+
+
+def count_errors(error_fn, variables, inputs, targets, lengths, dp=None, min_rows: int = 0):
+  """error_fn on one batch, its examples split over dp's devices (sharding.DataParallel).
+
+  inputs, targets (B, L), lengths (B,) numpy int32. The batch is padded to at least min_rows
+  and to a multiple of the device count with copies of its first row, which are dropped from the
+  result, so the examples and the counts are those of a 1-device evaluation. Returns numpy (any
+  wrong? bool (B,), wrong count int (B,)).
+  """
+  rows = len(lengths)
+  arrays = tuple(np.asarray(a) for a in (inputs, targets, lengths))
+  if dp is not None:
+    pad = dp.padded_size(max(rows, min_rows)) - rows
+    if pad:
+      arrays = tuple(np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) for a in arrays)
+    arrays = dp.shard(arrays)
+  any_wrong, num_wrong = jax.device_get(error_fn(variables, *arrays))
+  return np.asarray(any_wrong)[:rows], np.asarray(num_wrong)[:rows]
 
 
 def batch_size_for(length: int, num_examples: int) -> int:
@@ -74,13 +99,17 @@ def eval_batch(task, seed: int, stream: int, length: int, index: int, batch: int
 
 def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
                      error_fn=None, progress: bool = True, stream: int = EVAL_STREAM,
-                     kind: str | None = None) -> list[dict]:
+                     kind: str | None = None, dp=None) -> list[dict]:
   """Returns one result dict per length, in the order given.
 
   num_examples: an int for every length, or one int per length.
   kind: one of task.hard_kinds to test on that hard set (SPEC 2, EXT) instead of random inputs.
   A model that cannot run at a length (e.g. an MLP built for a fixed width) gets
   {"length": L, "not_applicable": reason} instead of made-up numbers.
+  dp: a sharding.DataParallel to split the examples over its devices (count_errors): each call
+  runs up to one batch of batch_size_for's size per device (the 1-device memory bound), made of
+  consecutive batches as one device draws them, so the examples, and the results, do not depend
+  on the device count.
   """
   counts = check_request(task, lengths, num_examples, [kind] if kind else [])
   error_fn = error_fn or make_error_fn(model)
@@ -88,19 +117,23 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
   for length, count in zip(lengths, counts):
     batch = batch_size_for(length, count)
     num_batches = -(-count // batch)
+    group = 1 if dp is None else min(dp.num_devices, num_batches)  # batches per call
     label = f"eval {kind + ' ' if kind else ''}L={length} "
     bar = Progress(num_batches, label=label) if progress else None
     seq_wrong = sym_wrong = 0
     try:
-      for i in range(num_batches):
-        data = eval_batch(task, seed, stream, length, i, batch, kind)
-        take = min(batch, count - i * batch)
-        lens = jnp.full((batch,), length, jnp.int32)
-        any_wrong, num_wrong = jax.device_get(error_fn(variables, data.inputs, data.targets, lens))
+      for first in range(0, num_batches, group):
+        parts = [eval_batch(task, seed, stream, length, i, batch, kind)
+                 for i in range(first, min(first + group, num_batches))]
+        take = min(len(parts) * batch, count - first * batch)  # rows past `count` do not count
+        lens = np.full((len(parts) * batch,), length, np.int32)
+        any_wrong, num_wrong = count_errors(  # min_rows: one shape, so one compile per length
+            error_fn, variables, np.concatenate([p.inputs for p in parts]),
+            np.concatenate([p.targets for p in parts]), lens, dp, min_rows=group * batch)
         seq_wrong += int(any_wrong[:take].sum())
         sym_wrong += int(num_wrong[:take].sum())
         if bar:
-          bar.update(i + 1, seq_err=seq_wrong / (i * batch + take))
+          bar.update(first + len(parts), seq_err=seq_wrong / (first * batch + take))
     except NotApplicable as e:
       results.append({"length": length, "not_applicable": str(e)})
       continue
@@ -118,8 +151,10 @@ def write_report(workdir: str, report: dict) -> dict:
 
   A report already there for that step is merged, not overwritten: a length (or hard set and
   length) measured again is replaced, the others are kept, so evaluating more lengths later
-  never loses the earlier ones.
+  never loses the earlier ones. With several processes only the primary one (index 0) writes.
   """
+  if jax.process_index() != 0:
+    return report
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, f"step_{report['step']}.json")

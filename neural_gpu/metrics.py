@@ -35,7 +35,10 @@ def first_non_finite(scalars: dict, names) -> str | None:
 class MetricWriter:
   """Appends one JSON object per logging step and mirrors scalars to TensorBoard."""
 
-  def __init__(self, workdir: str, resume_step: int = 0):
+  def __init__(self, workdir: str, resume_step: int = 0, enabled: bool = True):
+    self.enabled = enabled  # False: writes nothing (hosts other than the primary one)
+    if not enabled:
+      return
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._truncate_after(resume_step)
     self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
@@ -50,6 +53,8 @@ class MetricWriter:
       f.writelines(kept)
 
   def write(self, step: int, scalars: dict) -> None:
+    if not self.enabled:
+      return
     record = {"step": step, **{k: float(v) for k, v in scalars.items()}}
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
@@ -59,7 +64,8 @@ class MetricWriter:
     self._tb.flush()
 
   def close(self) -> None:
-    self._tb.close()
+    if self.enabled:
+      self._tb.close()
 
 
 class Progress:

@@ -28,6 +28,7 @@ from neural_gpu import input_pipeline
 from neural_gpu import losses
 from neural_gpu import metrics as metrics_lib
 from neural_gpu import models, optimizers, resume, visualize
+from neural_gpu import sharding
 from neural_gpu.metrics import MetricWriter, Progress
 from neural_gpu.models import ngpu
 
@@ -95,12 +96,14 @@ def corrupt_inputs(inputs, key, rate: float, vocab_size: int):
   return jnp.where(flip, random_symbols, inputs)
 
 
-def make_train_step(config, model, optimizer, max_traces: int | None = None):
+def make_train_step(config, model, optimizer, max_traces: int | None = None,
+                    out_sharding=None):
   """Returns the jit'd step (state, batches, hyper) -> (state, metrics).
 
   batches: a tuple of (inputs, targets, lengths), one per length bin of the step (one compile
   per distinct tuple of shapes). hyper: dict of float scalars the host may change between steps
-  (lr_scale, pull, saturation_weight, tied) so changing them never recompiles.
+  (lr_scale, pull, saturation_weight, tied) so changing them never recompiles. out_sharding:
+  where the new state and metrics go (sharding.DataParallel.replicated; None: XLA chooses).
   """
   root_key = jax.random.key(config.seed)
   opt = config.optimizer
@@ -163,7 +166,7 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None):
 
   if max_traces is not None:  # tests prove "one compile per bucket" with this
     train_step = chex.assert_max_traces(train_step, n=max_traces)
-  return jax.jit(train_step)
+  return jax.jit(train_step, out_shardings=out_sharding)
 
 
 def decay_on_plateau(c, lr_scale: float, history: list, loss: float) -> tuple[float, list]:
@@ -229,8 +232,10 @@ class Trainer:
     self.hard_kinds = hard_kinds(config, self.subtasks)
     self.pipeline = input_pipeline.InputPipeline(config, self.subtasks, self.curriculum,
                                                  self.buckets, self.hard_kinds)
-    self.train_step = make_train_step(config, self.model, self.optimizer, max_traces)
-    self.error_fn = eval_lib.make_error_fn(self.model)
+    self.dp = sharding.DataParallel.from_config(config, training=False)  # batches split over it
+    self.train_step = make_train_step(config, self.model, self.optimizer, max_traces,
+                                      self.dp.replicated)
+    self.error_fn = eval_lib.make_error_fn(self.model, self.dp.replicated)
 
   # -- state -------------------------------------------------------------------------------
   def init_state(self) -> TrainState:
@@ -240,7 +245,8 @@ class Trainer:
                                 jnp.array([self.max_length]), train=False)
     variables = dict(variables)
     params = variables.pop("params")
-    return TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params), variables)
+    state = TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params), variables)
+    return self.dp.replicate(state)
 
   def init_host(self) -> dict:
     return {
@@ -257,7 +263,7 @@ class Trainer:
 
   def hyper(self, host: dict) -> dict:
     keys = ("lr_scale", "pull", "saturation_weight", "tied")
-    return {k: jnp.asarray(host[k], jnp.float32) for k in keys}
+    return self.dp.replicate({k: np.float32(host[k]) for k in keys})
 
   # -- data --------------------------------------------------------------------------------
   def batches(self, step: int, host: dict):
@@ -270,8 +276,9 @@ class Trainer:
     errors = []
     for i, (index, length) in enumerate(self.curriculum.probes(host["curriculum"])):
       seed = eval_lib.data_seed(self.config.seed, CURRICULUM_EVAL_STREAM, step, i)
-      any_wrong, _ = self.error_fn(variables, *self.pipeline.fresh_batch(index, seed, length))
-      errors.append(float(np.mean(jax.device_get(any_wrong))))
+      any_wrong, _ = eval_lib.count_errors(self.error_fn, variables,
+                                           *self.pipeline.fresh_batch(index, seed, length), self.dp)
+      errors.append(float(np.mean(any_wrong)))
     return errors
 
   def update_schedule(self, host: dict) -> dict:
@@ -311,7 +318,7 @@ class Trainer:
     count = self.config.train.get("validation_examples", 128)
     results = eval_lib.evaluate_lengths(
         self.model, variables, self.task, [self.max_length], count,
-        self.config.seed, self.error_fn, progress=False, stream=VALIDATION_STREAM)
+        self.config.seed, self.error_fn, progress=False, stream=VALIDATION_STREAM, dp=self.dp)
     return results[0]["sequence_error"]
 
   def early_stopping(self, state: TrainState, host: dict, step: int, best_checkpoints) -> dict:
@@ -329,6 +336,7 @@ class Trainer:
   # -- main loop ---------------------------------------------------------------------------
   def run(self) -> TrainState:
     cfg = self.config
+    self.dp.check_batch_size(cfg.train.batch_size)  # before anything is written
     checkpoints = ckpt_lib.Checkpointer(self.workdir, cfg.checkpoint.get("max_to_keep", 3))
     state, host = self.init_state(), self.init_host()
     start = checkpoints.latest_step()
@@ -337,7 +345,7 @@ class Trainer:
       host = {**host, **saved}  # host fields added since that checkpoint keep their defaults
       print(f"resuming from step {start} in {checkpoints.directory}", flush=True)
     start = int(state.step)
-    writer = MetricWriter(self.workdir, resume_step=start)
+    writer = MetricWriter(self.workdir, resume_step=start, enabled=self.dp.is_primary)
     total = cfg.train.num_steps
     log_every = cfg.train.get("log_every", 50)
     curriculum_every = cfg.curriculum.get("every_steps", 200)
@@ -373,7 +381,7 @@ class Trainer:
     try:
       for step in range(start, total):
         batches = self.batches(step, host)
-        state, metrics = self.train_step(state, batches, self.hyper(host))
+        state, metrics = self.train_step(state, self.dp.shard(batches), self.hyper(host))
         pending.append((step, metrics))
         done = step + 1
         if done % log_every == 0 or done == total:
@@ -381,7 +389,8 @@ class Trainer:
           means = metrics_lib.window_means(host["log_window"])
           host["log_window"] = metrics_lib.new_window()
           means.update(length=self.curriculum.current_length(host["curriculum"]),
-                       lr_scale=host["lr_scale"], steps_per_second=(done - start) / (time.time() - t0))
+                       lr_scale=host["lr_scale"], steps_per_second=(done - start) / (time.time() - t0),
+                       num_devices=self.dp.num_devices, num_processes=self.dp.num_processes)
           writer.write(done, means)
           bar.update(done, len=means["length"], loss=means["loss"], seq_err=means["seq_err"],
                      sym_err=means["sym_err"])
@@ -475,7 +484,8 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   eval_lib.check_request(trainer.task, lengths, num_examples, hard_kinds)  # before any work
   variables = {"params": state.params, **state.model_state}
   evaluate = functools.partial(eval_lib.evaluate_lengths, trainer.model, variables, trainer.task,
-                               lengths, num_examples, config.seed, trainer.error_fn, progress)
+                               lengths, num_examples, config.seed, trainer.error_fn, progress,
+                               dp=trainer.dp)
   report = {"step": int(step), "task": config.task.name, "model": config.model.name,
             "train_max_length": trainer.max_length, "results": evaluate()}
   if hard_kinds:
@@ -490,7 +500,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   eval_lib.check_request(trainer.task, list(config.eval.lengths), config.eval.num_examples,
                          eval_kinds(config))  # and the evaluation that follows training
   resume.check_restorable(workdir, trainer.init_state)  # the resume itself, reading only
-  save_config(config, workdir)
+  trainer.dp.check_batch_size(config.train.batch_size)
+  if trainer.dp.is_primary:  # one writer per run
+    save_config(config, workdir)
   trainer.run()
   best = config.train.get("early_stopping_patience", 0) > 0
   return evaluate_checkpoint(workdir, config=config, best=best)
