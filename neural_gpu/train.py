@@ -241,11 +241,14 @@ class Trainer:
   def init_state(self) -> TrainState:
     key = jax.random.fold_in(jax.random.key(self.config.seed), 1 << 20)
     sample = jnp.zeros((1, self.max_length), jnp.int32)
-    variables = self.model.init({"params": key, "dropout": key}, sample,
-                                jnp.array([self.max_length]), train=False)
-    variables = dict(variables)
+    # One jit'd program (cached by the persistent compilation cache) instead of dozens of
+    # op-by-op compiles: the same values.
+    init = jax.jit(lambda k: self.model.init({"params": k, "dropout": k}, sample,
+                                             jnp.array([self.max_length]), train=False))
+    variables = dict(init(key))
     params = variables.pop("params")
-    state = TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params), variables)
+    state = TrainState(jnp.zeros((), jnp.int32), params, jax.jit(self.optimizer.init)(params),
+                       variables)
     return self.dp.replicate(state)
 
   def init_host(self) -> dict:

@@ -1,6 +1,5 @@
 """launch.py from the command line: eval mode, and bad input gets one line and exit 1."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -15,17 +14,6 @@ TINY = ["--config=experiments/tiny.py", "--config.train.num_steps=10"]
 def launch(*args):
   return subprocess.run([sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True,
                         text=True, timeout=300)
-
-
-def tree_digest(path):
-  digest = hashlib.sha256()
-  for folder, _, files in sorted(os.walk(path)):
-    for name in sorted(files):
-      full = os.path.join(folder, name)
-      digest.update(full.encode())
-      with open(full, "rb") as f:
-        digest.update(f.read())
-  return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +47,7 @@ def test_eval_mode_reads_the_checkpoint(trained):
   assert_one_line_error(result, "no checkpoint for step 5", "available")
 
 
-def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path):
+def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path, tree_digest):
   before = tree_digest(trained)
   assert_one_line_error(launch(*TINY, "--config.task.name=nope", f"--workdir={tmp_path}/a"),
                         "unknown task 'nope'", "copy")

@@ -1,6 +1,5 @@
 """A run folder refuses, before writing anything, a config whose saved state cannot continue."""
 
-import hashlib
 import json
 import os
 
@@ -8,17 +7,6 @@ import pytest
 
 from experiments import tiny
 from neural_gpu import resume, train
-
-
-def tree_digest(path):
-  digest = hashlib.sha256()
-  for folder, _, files in sorted(os.walk(path)):
-    for name in sorted(files):
-      full = os.path.join(folder, name)
-      digest.update(full.encode())
-      with open(full, "rb") as f:
-        digest.update(f.read())
-  return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +27,7 @@ def run(tmp_path_factory):
     ("model.nmaps", 12, ["holds a run with model"]),
 ])
 def test_a_resume_that_cannot_work_is_refused_and_the_folder_is_untouched(run, field, value,
-                                                                          needles):
+                                                                          needles, tree_digest):
   workdir, saved = run
   before = tree_digest(workdir)
   config = tiny.get_config()
@@ -81,7 +69,7 @@ def test_a_config_json_from_before_a_model_field_existed_still_matches(run, tmp_
     resume.check_compatible(saved, str(tmp_path / "old"))
 
 
-def test_a_checkpoint_that_does_not_restore_is_refused_before_any_write(run):
+def test_a_checkpoint_that_does_not_restore_is_refused_before_any_write(run, tree_digest):
   workdir, saved = run
   before = tree_digest(workdir)
   config = tiny.get_config()

@@ -1,6 +1,5 @@
 """neural_gpu/visualize.py: traces from the models' own loops, picture sizes, curves, bad input."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -97,17 +96,6 @@ def test_write_curves_reads_metrics(tmp_path):
     assert image.size == (800, 500)
 
 
-def tree_digest(path):
-  digest = hashlib.sha256()
-  for folder, _, files in sorted(os.walk(path)):
-    for name in sorted(files):
-      full = os.path.join(folder, name)
-      digest.update(full.encode())
-      with open(full, "rb") as f:
-        digest.update(f.read())
-  return digest.hexdigest()
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("run"))
@@ -126,7 +114,7 @@ def test_visualize_writes_png_and_gif_and_curves(trained):
   assert os.path.exists(os.path.join(trained, "visualize", "step_10_L9.png")) is False
 
 
-def test_bad_input_is_one_line_and_writes_nothing(trained, tmp_path):
+def test_bad_input_is_one_line_and_writes_nothing(trained, tmp_path, tree_digest):
   before = tree_digest(trained)
   cases = [(dict(length=0), "cannot make length 0"),
            (dict(length=401), "above the drawing cap 400"),
