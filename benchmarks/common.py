@@ -140,6 +140,19 @@ def forward_flops(model_config, batch: int, width: int, steps: int, vocab: int) 
   raise ValueError(f"no FLOP count for model {name!r}")
 
 
+def step_gflops(model_config, batches, vocab: int) -> float:
+  """Model GFLOP of one training step (3x the forward) over a step's bins (inputs, targets,
+  lengths): each example runs its length in steps, or its bin's width with model.bin_steps."""
+  import numpy as np
+  fwd = 0.0
+  for inputs, _, lengths in batches:
+    width = inputs.shape[1]
+    for n in np.asarray(lengths):
+      steps = width if model_config.get("bin_steps", False) else int(n)
+      fwd += forward_flops(model_config, 1, width, steps, vocab)
+  return 3.0 * fwd / 1e9
+
+
 def emit(result: dict) -> None:
   """Prints the result as the last line: one JSON object."""
   print(json.dumps(result, sort_keys=False), flush=True)

@@ -4,7 +4,9 @@
       --model=neural_gpu --nmaps=24 --length=41 --batch_size=32 \
       --variant=autodiff:custom_vjp=False --variant=custom_vjp:custom_vjp=True
 
-Each variant is `label:field=value,field=value` (model fields). Every variant's
+Each variant is `label:field=value,field=value`: model fields, `train.field=value` (another
+config section), or `xla.option=value` (an XLA debug option for that variant's compile only,
+e.g. `xla.xla_cpu_experimental_ynn_fusion_type=`). Every variant's
 `Trainer.train_step` is compiled first; then each round runs one step of every variant (the
 order rotates from round to round), each followed by the roofline matmul. On a machine shared
 with other jobs this is the fairest comparison available: all variants see the same load.
@@ -24,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.train_step import parse_value  # noqa: E402
+from benchmarks.train_step import set_field  # noqa: E402
 
 
 def main(argv=None):
@@ -35,12 +37,14 @@ def main(argv=None):
   p.add_argument("--length", type=int, default=41)
   p.add_argument("--batch_size", type=int, default=32)
   p.add_argument("--rounds", type=int, default=7)
+  p.add_argument("--curriculum", default="fixed",
+                 help="'fixed' (one batch at --length) or 'default' (the model's own, e.g. "
+                 "the DNGPU's 9 bins x batch_size)")
   p.add_argument("--variant", action="append", required=True, metavar="LABEL:F=V,F=V")
   common.add_process_args(p)
   args = p.parse_args(argv)
   malloc_tuned = common.setup_process(args)
   import jax
-  import numpy as np
   from experiments import base
   from neural_gpu import train
 
@@ -49,26 +53,29 @@ def main(argv=None):
     label, _, fields = spec.partition(":")
     config = base.get_config(task=args.task, model=args.model)
     config.model.nmaps = args.nmaps
+    compiler_options = {}
     for item in filter(None, fields.split(",")):
-      key, value = item.split("=", 1)
-      config.model[key] = parse_value(value)
+      if item.startswith("xla."):  # an XLA option for this variant's compile only
+        key, value = item[4:].split("=", 1)
+        compiler_options[key] = value
+      else:
+        set_field(config, item)
     config.train.batch_size = args.batch_size
     config.train.max_length = args.length
-    config.curriculum = dict(name="fixed", every_steps=200)
+    if args.curriculum == "fixed":
+      config.curriculum = dict(name="fixed", every_steps=200)
     trainer = train.Trainer(config, tempfile.mkdtemp(prefix="bench_compare_"))
     state, host = trainer.init_state(), trainer.init_host()
     hyper = trainer.hyper(host)
     batches = trainer.batches(0, host)
     t0 = time.perf_counter()
-    compiled = trainer.train_step.lower(state, batches, hyper).compile()
+    compiled = trainer.train_step.lower(state, batches, hyper).compile(compiler_options)
     compile_seconds = time.perf_counter() - t0
     state, metrics = compiled(state, batches, hyper)  # warm-up
     jax.block_until_ready(state)
-    fwd = sum(common.forward_flops(config.model, 1, inputs.shape[1], int(n),
-                                   trainer.task.vocab_size)
-              for inputs, _, lengths in batches for n in np.asarray(lengths))
+    gflops = common.step_gflops(config.model, batches, trainer.task.vocab_size)
     runs.append(dict(label=label, fields=fields, compiled=compiled, state=state, hyper=hyper,
-                     batches=batches, gflops=3 * fwd / 1e9, compile_seconds=compile_seconds,
+                     batches=batches, gflops=gflops, compile_seconds=compile_seconds,
                      times=[], mfus=[], cpu=[], mfus_cpu=[], loss=float(metrics["loss"])))
 
   roof = common.Roofline()

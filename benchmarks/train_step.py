@@ -38,6 +38,13 @@ def parse_value(text: str):
   return text
 
 
+def set_field(config, item: str) -> None:
+  """'field=value' sets config.model.field; 'train.field=value' (or another section) that one."""
+  key, value = item.split("=", 1)
+  section, _, field = key.rpartition(".")
+  config[section or "model"][field] = parse_value(value)
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--model", default="neural_gpu")
@@ -49,7 +56,8 @@ def main(argv=None):
   p.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling")
   p.add_argument("--remat", action="store_true", help="model.remat=True (rematerialized scan)")
   p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                 help="extra model field, e.g. --set=conv_impl=conv (repeatable)")
+                 help="extra model field, e.g. --set=conv_impl=conv, or train.FIELD=VALUE "
+                 "(e.g. --set=train.shorter_fraction=0) (repeatable)")
   p.add_argument("--num_devices", type=int, default=0,
                  help="train.num_devices: the batch is split over this many devices (0: all)")
   p.add_argument("--curriculum", default="fixed",
@@ -61,7 +69,6 @@ def main(argv=None):
   args = p.parse_args(argv)
   malloc_tuned = common.setup_process(args)
   import jax
-  import numpy as np
   if args.compilation_cache:  # as launch.py does (it sets JAX_COMPILATION_CACHE_DIR)
     jax.config.update("jax_compilation_cache_dir", args.compilation_cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -73,8 +80,7 @@ def main(argv=None):
   if args.remat:
     config.model.remat = True
   for item in args.set:
-    key, value = item.split("=", 1)
-    config.model[key] = parse_value(value)
+    set_field(config, item)
   config.train.batch_size = args.batch_size
   config.train.max_length = args.length
   config.train.num_devices = args.num_devices
@@ -116,15 +122,8 @@ def main(argv=None):
   loss = float(metrics["loss"])
   step_seconds = statistics.median(times)
 
-  vocab = trainer.task.vocab_size
-  fwd = 0.0
-  examples = 0
-  for inputs, _, lengths in all_batches[0]:
-    width = inputs.shape[1]
-    for n in np.asarray(lengths):
-      fwd += common.forward_flops(config.model, 1, width, int(n), vocab)
-    examples += inputs.shape[0]
-  gflops = 3.0 * fwd / 1e9
+  gflops = common.step_gflops(config.model, all_batches[0], trainer.task.vocab_size)
+  examples = sum(inputs.shape[0] for inputs, _, _ in all_batches[0])
   achieved = gflops / step_seconds
   peak = statistics.median(peaks) if peaks else None
   # Each step paired with the roofline matmul timed right after it (shared-machine noise).
