@@ -1,15 +1,15 @@
 """Entry point: train and evaluate a model on an algorithmic task, or evaluate a checkpoint.
 
   python launch.py                                   # the default experiment into runs/default
-  python launch.py --config=experiments/badd.py:neural_gpu --workdir=runs/badd_ngpu
-  python launch.py --config=experiments/copy.py --workdir=runs/copy --config.train.num_steps=500
+  python launch.py --config=experiments/task.py:task=badd,model=neural_gpu --workdir=runs/badd_ngpu
+  python launch.py --config=experiments/task.py:task=copy --workdir=runs/copy --config.train.num_steps=500
   python launch.py --mode=eval --workdir=runs/default --lengths=41,401 --num_examples=64
   python launch.py --mode=visualize --workdir=runs/default --length=41   # state over time
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
   python launch.py --config=experiments/badd_cpu.py --seeds=0-9 --parallel=2 --workdir=runs/badd_seeds
   # several hosts: the same command on each, with its own --process_id (or --distributed alone
   # on a cluster JAX detects: SLURM, Open MPI, Cloud TPU)
-  python launch.py --config=experiments/bmul.py --workdir=/shared/bmul \
+  python launch.py --config=experiments/task.py:task=bmul --workdir=/shared/bmul \
       --coordinator_address=host0:1234 --num_processes=2 --process_id=0
 """
 
@@ -25,7 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 config_flags.DEFINE_config_file(
     "config", os.path.join(HERE, "experiments", "default.py"),
-    "Experiment config file (experiments/<name>.py[:arg]); override fields with --config.a.b=v.",
+    "Experiment config file (experiments/<name>.py[:key=value,...], the keys its docstring "
+    "lists); override fields with --config.a.b=v.",
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder (checkpoints, metrics, eval). "
                     "Default: runs/default for the default experiment.")

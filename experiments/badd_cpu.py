@@ -8,6 +8,8 @@ About 15 minutes of training on an idle 2-core CPU. Of four seeds only seed 0 ge
 of the 10x sums wrong); seeds 1 and 3 learn a rule that breaks past the training range, and
 seed 2 did not learn the training range in 5000 steps.
 
+No arg (the file takes no `:arg`; change fields with --config.a.b=v).
+
   python launch.py --config=experiments/badd_cpu.py --workdir=runs/badd_cpu
 """
 
@@ -15,6 +17,7 @@ from experiments import base
 
 
 def get_config(arg=None):
+  base.parse_arg(arg)  # no arg
   c = base.exact_length_protocol(base.get_config(task="badd", model="dngpu"))
   c.model.update(nmaps=24, dropout=0.0)
   c.optimizer.update(learning_rate=0.02, schedule="exponential", decay_start=4000,

@@ -7,6 +7,8 @@ AdaMax (no bias correction, per-element clipping, gradient noise lr * 1e-4), lr 
 stall (floor lr/60), 20,000 steps; then 1x, 10x and 100x tests. Everything but the task's
 target encoding, the dropout rate and the step count is the dngpu default of experiments/base.py.
 
+No arg (the file takes no `:arg`; change fields with --config.a.b=v).
+
   python launch.py --config=experiments/badd_reference.py --workdir=runs/badd_reference
   python launch.py --config=experiments/badd_reference.py --workdir=runs/badd_ref_s1 --config.seed=1
 """
@@ -15,6 +17,7 @@ from experiments import base
 
 
 def get_config(arg=None):
+  base.parse_arg(arg)  # no arg
   c = base.get_config(task="badd", model="dngpu", pad_result=True)
   c.model.update(nmaps=48, dropout=0.5, input_dropout=0.5)
   c.optimizer.learning_rate = 0.01 * 48 / c.model.nmaps

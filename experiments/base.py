@@ -3,6 +3,10 @@
 Sections: seed, task (name + task params), model (name + model params), train, optimizer,
 curriculum, checkpoint, eval. Each field here can be overridden on the command line, e.g.
 --config.train.num_steps=500; a misspelt field fails loudly (the config is locked).
+
+A config file's `:arg` is always named arguments, comma-separated, as in big_vision
+(`--config=experiments/task.py:task=badd,model=dngpu`); each file reads them with `parse_arg`
+and lists them in its docstring.
 """
 
 import ml_collections
@@ -36,6 +40,38 @@ OPTIMIZER_DEFAULTS = {
                   grad_noise_lr=1e-4),
 }
 CURRICULUM_DEFAULTS = {"neural_gpu": "ngpu", "dngpu": "all_bins"}
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """The named arguments of a config file's `:arg`, e.g. 'task=badd,model=dngpu' (big_vision's
+  config argument style).
+
+  defaults: every valid key with its default; a given value takes the default's type (int,
+  float, bool as true/false/1/0, str; a None default keeps the string). Returns a ConfigDict of
+  every key. Raises ValueError (one line, listing the valid keys) on an unknown key, a part
+  without '=', or a value that does not parse as the default's type.
+  """
+  valid = ", ".join(defaults) or "none (this file takes no arg)"
+  values = dict(defaults)
+  for part in (arg or "").split(","):
+    if not part.strip():
+      continue
+    key, eq, text = (x.strip() for x in part.partition("="))
+    if not eq or key not in defaults:
+      problem = f"'{part.strip()}' is not key=value" if not eq else f"unknown key {key!r}"
+      raise ValueError(f"config arg {arg!r}: {problem}; valid keys: {valid} "
+                       "(e.g. --config=experiments/task.py:task=badd,model=dngpu)")
+    kind = type(defaults[key])
+    try:
+      if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+          raise ValueError(text)
+        values[key] = text.lower() in ("true", "1")
+      else:
+        values[key] = text if defaults[key] is None else kind(text)
+    except ValueError:
+      raise ValueError(f"config arg {arg!r}: {key}={text!r} is not a {kind.__name__}") from None
+  return ml_collections.ConfigDict(values)
 
 
 def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):

@@ -9,6 +9,8 @@ generalized on every seed we ran (six of six, 0 errors at 41, 401 and 4001) with
 budget: about 7 minutes on an idle 2-core CPU, evaluation included. experiments/badd_cpu.py
 is the addition recipe; it generalized on one seed of four.
 
+No arg (the file takes no `:arg`; change fields with --config.a.b=v).
+
   python launch.py                       # this file, into runs/default
   python launch.py --workdir=runs/reverse_seed1 --config.seed=1   # another seed
 """
@@ -17,6 +19,7 @@ from experiments import base
 
 
 def get_config(arg=None):
+  base.parse_arg(arg)  # no arg
   c = base.exact_length_protocol(base.get_config(task="reverse", model="dngpu"))
   c.model.update(nmaps=24, dropout=0.1)
   c.optimizer.update(learning_rate=0.02, schedule="exponential", decay_start=1000,

@@ -4,9 +4,9 @@ Same model and budget for each curriculum, on badd and bmul, two seeds each (12 
 10-bit operands, 400 steps), tested on 10- and 100-bit operands (lengths 21 and 201).
 
   python launch.py --config=experiments/sweep_curricula.py --workdir=runs/curricula --sweep --parallel=2
-  python launch.py --config=experiments/sweep_curricula.py:dngpu --workdir=runs/curricula_dngpu --sweep
+  python launch.py --config=experiments/sweep_curricula.py:model=dngpu --workdir=runs/curricula_dngpu --sweep
 
-The arg (after ':') picks the model (neural_gpu by default, or dngpu). The curriculum section holds
+Arg: model=neural_gpu (or dngpu). The curriculum section holds
 the fields every curriculum reads, so each point differs only in curriculum.name; fields a
 curriculum does not use are ignored. Results: <workdir>/summary.md and summary.json.
 """
@@ -18,7 +18,7 @@ CURRICULA = ("ngpu", "all_bins", "fixed")
 
 
 def get_config(arg=None):
-  model = arg or "neural_gpu"
+  model = base.parse_arg(arg, model="neural_gpu").model
   c = base.get_config(task="badd", model=model)
   if model == "dngpu":  # fresh examples of one length per bin: the form every curriculum takes
     base.exact_length_protocol(c)

@@ -7,12 +7,12 @@ gradient noise (off or on), recurrent dropout, and the curriculum threshold, on 
 tested on 10-bit and 100-bit operands (lengths 21 and 201).
 
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/ngpu_grid --sweep --parallel=2
-  python launch.py --config=experiments/sweep_ngpu_grid.py:bmul --workdir=runs/ngpu_grid_bmul --sweep
+  python launch.py --config=experiments/sweep_ngpu_grid.py:task=bmul --workdir=runs/ngpu_grid_bmul --sweep
   # shorter or longer, for every point (command-line overrides win over the points'):
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/ngpu_grid --sweep \
       --config.train.num_steps=2000 --config.model.nmaps=24
 
-The arg (after ':') picks a single task; without it the task is a grid axis. Results land in
+Arg: task=badd or task=bmul picks a single task; without it the task is a grid axis. Results land in
 <workdir>/summary.md and summary.json; a re-run skips finished points and resumes the others.
 """
 
@@ -23,7 +23,7 @@ TASKS = ("badd", "bmul")
 
 
 def get_config(arg=None):
-  c = base.get_config(task=arg or TASKS[0], model="neural_gpu")
+  c = base.get_config(task=base.parse_arg(arg, task=TASKS[0]).task, model="neural_gpu")
   c.model.update(nmaps=12, dropout=0.0, relax_copies=1)
   c.train.update(num_steps=300, batch_size=16, max_length=21, log_every=25)
   c.curriculum.update(start_length=6, threshold=0.15, every_steps=50)
@@ -33,7 +33,8 @@ def get_config(arg=None):
 
 
 def sweep(arg=None):
-  tasks = {} if arg else {"task.name": list(TASKS)}  # with an arg, get_config picked the task
+  fixed = base.parse_arg(arg, task="").task  # with task=..., get_config picked the task
+  tasks = {} if fixed else {"task.name": list(TASKS)}
   return grid(tasks, {
       "model.relax_copies": [1, 6],
       "optimizer.grad_noise": [0.0, 1e-3],

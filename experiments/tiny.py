@@ -1,14 +1,17 @@
 """A seconds-long run for tests and smoke checks (copy, tiny model).
 
+Arg: model=neural_gpu (any registered model: dngpu, gru, mlp...).
+
   python launch.py --config=experiments/tiny.py --workdir=/tmp/tiny
-  python launch.py --config=experiments/tiny.py:gru --workdir=/tmp/tiny_gru   # any registered model
+  python launch.py --config=experiments/tiny.py:model=gru --workdir=/tmp/tiny_gru
 """
 
 from experiments import base
 
 
 def get_config(arg=None):
-  c = base.get_config(task="copy", model=arg or "neural_gpu")
+  a = base.parse_arg(arg, model="neural_gpu")
+  c = base.get_config(task="copy", model=a.model)
   for size_field in ("nmaps", "hidden", "width"):  # whichever size the model has
     if size_field in c.model:
       c.model[size_field] = 8

@@ -1,5 +1,7 @@
 """The lecture's first example: an MLP with 2 tanh hidden units learns XOR.
 
+No arg (the file takes no `:arg`; change fields with --config.a.b=v).
+
   python launch.py --config=experiments/xor.py --workdir=runs/xor
 
 Task 'xor' (n_bits=2): the input is two bits, the target has the XOR bit at position 0 and PAD at
@@ -18,7 +20,7 @@ from experiments import base
 
 
 def get_config(arg=None):
-  del arg
+  base.parse_arg(arg)  # no arg
   c = base.get_config(task="xor", model="mlp", n_bits=2)
   c.seed = 5
   c.model.update(depth=1, width=2, activation="tanh", weight_init="glorot_uniform")

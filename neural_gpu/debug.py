@@ -1,6 +1,6 @@
 """Debugging aids from the lecture notes: a finite-difference gradient check for any model.
 
-  python launch.py --config=experiments/copy.py:gru --mode=gradcheck
+  python launch.py --config=experiments/task.py:task=copy,model=gru --mode=gradcheck
 """
 
 import jax

@@ -9,7 +9,10 @@ build such lists:
   def sweep():
     return grid(**{"model.relax_copies": [1, 6]}, optimizer__grad_noise=[0.0, 1e-3])
 
-and `launch.py --sweep` runs them:
+A point may also carry the key "arg" (`ARG`): the config file's `:arg` for that point (named
+arguments such as "model=gru,task=copy", merged with the `:arg` given on the command line, whose
+keys win), so a sweep can vary what only get_config(arg) picks, such as the model
+(experiments/compare.py). `launch.py --sweep` runs them:
 
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
 
@@ -43,6 +46,7 @@ import time
 from typing import Any, Iterable, Mapping, Sequence
 
 INDEX_WIDTH = 3
+ARG = "arg"  # a point's key for the config file's `:arg` (see the module docstring)
 MAX_NAME_CHARS = 96
 LOG_NAME = "log.txt"
 
@@ -142,15 +146,30 @@ def _label(key: str) -> str:
   return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
 
 
+def split_arg(arg: str | None) -> dict[str, str]:
+  """A config file's named `:arg` ('model=gru,task=copy') as {key: text}, in order."""
+  parts = [p.partition("=") for p in (arg or "").split(",") if p.strip()]
+  return {k.strip(): v.strip() for k, _, v in parts}
+
+
+def merge_arg(point_arg: str | None, command_arg: str | None) -> str:
+  """The `:arg` a point runs with: its own named arguments, then the command line's, which win."""
+  merged = {**split_arg(point_arg), **split_arg(command_arg)}
+  return ",".join(f"{k}={v}" for k, v in merged.items())
+
+
 def short_name(index: int, overrides: Mapping[str, Any]) -> str:
   """'<index>_<label>=<value>_...', labelled by the last part of each dotted key (the section for
-  '<section>.name'; the whole key when two keys would share a label), sanitized for use as a folder
-  name and cut to MAX_NAME_CHARS."""
-  labels = [_label(k) for k in overrides]
+  '<section>.name'; the whole key when two keys would share a label; an `arg` by its own named
+  arguments), sanitized for use as a folder name and cut to MAX_NAME_CHARS."""
+  items = []
+  for key, value in overrides.items():
+    items += list(split_arg(value).items()) if key == ARG else [(key, value)]
+  labels = [_label(k) for k, _ in items]
   parts = []
-  for key, label in zip(overrides, labels):
+  for (key, value), label in zip(items, labels):
     label = label if labels.count(label) == 1 else key
-    parts.append(f"{label}={_short_value(overrides[key])}")
+    parts.append(f"{label}={_short_value(value)}")
   body = sanitize("_".join(parts)) if parts else "base"
   return f"{index:0{INDEX_WIDTH}d}_{body}"[:MAX_NAME_CHARS]
 
@@ -160,10 +179,19 @@ def effective_overrides(point: Mapping[str, Any], command_line: Mapping[str, Any
   return {**{k: v for k, v in point.items() if k not in command_line}, **command_line}
 
 
+def point_config_path(config_path: str, point: Mapping[str, Any]) -> str:
+  """'file.py[:arg]' for a point: with an `arg` key, the file's arg merged with the point's."""
+  if ARG not in point:
+    return config_path
+  path, _, arg = config_path.partition(":")
+  return f"{path}:{merge_arg(point[ARG], arg)}"
+
+
 def point_command(launcher: str, config_path: str, workdir: str, overrides: Mapping[str, Any],
                   python: str = sys.executable) -> list[str]:
-  return ([python, launcher, f"--config={config_path}", f"--workdir={workdir}"]
-          + [f"--config.{k}={format_value(v)}" for k, v in overrides.items()])
+  return ([python, launcher, f"--config={point_config_path(config_path, overrides)}",
+           f"--workdir={workdir}"]
+          + [f"--config.{k}={format_value(v)}" for k, v in overrides.items() if k != ARG])
 
 
 # -- reading a point's folder -----------------------------------------------------------------
@@ -218,14 +246,19 @@ def error_line(log_text: str, returncode: int) -> str:
 
 
 # -- the sweep ---------------------------------------------------------------------------------
-def load_points(config_path: str) -> list[dict]:
-  """Imports the experiment file and returns its sweep() (misuse raises ValueError)."""
-  path, _, arg = config_path.partition(":")
+def _load_module(path: str):
   if not os.path.exists(path):
     raise ValueError(f"config file {path} not found")
   spec = importlib.util.spec_from_file_location("sweep_experiment", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
+  return module
+
+
+def load_points(config_path: str) -> list[dict]:
+  """Imports the experiment file and returns its sweep() (misuse raises ValueError)."""
+  path, _, arg = config_path.partition(":")
+  module = _load_module(path)
   sweep_fn = getattr(module, "sweep", None)
   if not callable(sweep_fn):
     raise ValueError(f"{path} defines no sweep(); add one returning a list of override dicts "
@@ -238,6 +271,9 @@ def load_points(config_path: str) -> list[dict]:
   for i, point in enumerate(points):
     if not isinstance(point, Mapping) or not all(isinstance(k, str) for k in point):
       raise ValueError(f"{path}: sweep() point {i} is not a dict of 'a.b' keys: {point!r}"[:300])
+    if ARG in point and not isinstance(point[ARG], str):
+      raise ValueError(f"{path}: sweep() point {i}: '{ARG}' must be a string such as "
+                       f"'model=gru,task=copy', got {point[ARG]!r}"[:300])
   return [dict(p) for p in points]
 
 
@@ -352,7 +388,9 @@ def _effective_num_steps(point: Mapping[str, Any], command_line: Mapping[str, An
                          config) -> int:
   """train.num_steps of a point: `config` already holds the command line's overrides."""
   value = config.train.num_steps
-  if "train.num_steps" in point and "train.num_steps" not in command_line:
+  if "train.num_steps" in command_line:  # for a point's own config (its `arg`) too
+    value = command_line["train.num_steps"]
+  elif "train.num_steps" in point:
     value = point["train.num_steps"]
   try:
     return int(value)
@@ -466,7 +504,14 @@ def run_sweep(config_path: str, config, command_line: Mapping[str, Any], root: s
     raise ValueError(f"--parallel must be at least 1, got {parallel}")
   command_line = dict(command_line)
   raw = load_points(config_path)
-  points = [Point(i, p, root, _effective_num_steps(p, command_line, config))
+  module = _load_module(config_path.partition(":")[0]) if any(ARG in p for p in raw) else None
+
+  def point_config(p):  # a point with its own arg has its own base config (its step count)
+    if ARG not in p:
+      return config
+    return module.get_config(point_config_path(config_path, p).partition(":")[2])
+
+  points = [Point(i, p, root, _effective_num_steps(p, command_line, point_config(p)))
             for i, p in enumerate(raw)]
   masked = sorted({k for p in raw for k in p if k in command_line})
   os.makedirs(root, exist_ok=True)

@@ -1,97 +1,64 @@
-"""Tests for the model comparison (experiments/compare.py) and the baselines' base configs."""
+"""Tests for the model comparison sweep (experiments/compare.py) and the baselines' base configs."""
 
 import json
 import os
+import sys
 
 import pytest
 
 from experiments import base, compare, tiny, xor
-from neural_gpu import models, train
+from neural_gpu import models, sweep, train
 
-LENGTHS = (21, 41, 201)
-
-
-def fake_point(model, task, results, steps=100, status="ok"):
-  """A point as compare.main holds it, with results as an eval report lists them."""
-  report = {"step": steps, "results": results}
-  return dict(model=model, task=task, status=status, error=None, seconds=12.5, steps=steps,
-              num_steps=steps, train={"seq_err": 0.25, "sym_err": 0.01, "loss": 0.1, "length": 21},
-              results=compare.results_by_length(report))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMPARE = os.path.join(ROOT, "experiments", "compare.py")
+FAKE_LAUNCHER = """import json, os, sys
+flags = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+os.makedirs(flags["workdir"], exist_ok=True)
+json.dump(sys.argv[1:], open(os.path.join(flags["workdir"], "argv.json"), "w"))
+"""
 
 
-def fake_summary():
-  mlp = [{"length": 21, "num_examples": 128, "sequence_error": 0.0, "symbol_error": 0.0},
-         {"length": 41, "not_applicable": "mlp is built for length 21"},
-         {"length": 201, "not_applicable": "mlp is built for length 21"}]
-  # Listed out of order and without length 41: keyed by length, nothing may shift.
-  gru = [{"length": 201, "num_examples": 32, "sequence_error": 1.0, "symbol_error": 0.375},
-         {"length": 21, "num_examples": 128, "sequence_error": 0.5, "symbol_error": 0.03125}]
-  points = [fake_point("mlp", "copy", mlp), fake_point("gru", "copy", gru),
-            fake_point("gru", "badd", [], status="failed")]
-  points[-1]["error"] = "non-finite loss at step 7"
-  return compare.build_summary(points, LENGTHS, 21, command="python experiments/compare.py")
+def test_the_sweep_has_one_point_per_model_and_task_and_an_arg_fixes_an_axis():
+  points = sweep.load_points(COMPARE)
+  assert len(points) == len(compare.MODELS) * len(compare.TASKS) == 40
+  assert points[0] == {"arg": "model=neural_gpu,task=copy"}
+  assert sweep.load_points(COMPARE + ":model=gru") == [
+      {"arg": f"model=gru,task={t}"} for t in compare.TASKS]
+  assert [p["arg"] for p in sweep.load_points(COMPARE + ":task=bmul")][:2] == [
+      "model=neural_gpu,task=bmul", "model=dngpu,task=bmul"]
+  with pytest.raises(ValueError, match="valid keys: model, task"):
+    sweep.load_points(COMPARE + ":models=gru")
 
 
-def test_summary_json_is_keyed_by_model_task_and_length():
-  summary = json.loads(json.dumps(fake_summary()))  # what compare.json holds
-  copy = summary["results"]["gru"]["copy"]["lengths"]
-  assert copy["21"]["sequence_error"] == 0.5
-  assert copy["201"] == {"sequence_error": 1.0, "symbol_error": 0.375, "num_examples": 32}
-  assert copy["41"] is None  # not run, and not filled from a neighbouring list entry
-  mlp = summary["results"]["mlp"]["copy"]["lengths"]
-  assert mlp["21"]["sequence_error"] == 0.0
-  assert "not_applicable" in mlp["41"] and "not_applicable" in mlp["201"]
-  assert summary["results"]["gru"]["badd"]["status"] == "failed"
-  assert summary["lengths"] == list(LENGTHS)
+def test_each_point_runs_with_its_own_arg_and_step_count(tmp_path):
+  """run_sweep through a fake launch.py that records its command line: every point's config
+  path carries its model and task, and its step count is that model's (STEPS), unless the
+  command line sets one for all."""
+  launcher = tmp_path / "fake_launch.py"
+  launcher.write_text(FAKE_LAUNCHER)
+  config_path = COMPARE + ":task=copy"
+  summary = sweep.run_sweep(config_path, compare.get_config("task=copy"), {}, str(tmp_path / "r"),
+                            str(launcher), parallel=2, poll_seconds=0.05)
+  rows = {r["name"]: r for r in summary["points"]}
+  assert len(rows) == len(compare.MODELS)
+  row = rows["001_model=dngpu_task=copy"]
+  assert row["num_steps"] == compare.STEPS["dngpu"] == 300
+  with open(os.path.join(row["workdir"], "argv.json")) as f:
+    argv = json.load(f)
+  assert argv[0] == f"--config={COMPARE}:model=dngpu,task=copy"
+  assert not any(a.startswith("--config.arg") for a in argv)
+  assert rows["005_model=gru_task=copy"]["num_steps"] == 1000
+  short = sweep.run_sweep(config_path, compare.get_config("task=copy"),
+                          {"train.num_steps": 7}, str(tmp_path / "s"), str(launcher),
+                          parallel=2, poll_seconds=0.05)
+  assert {r["num_steps"] for r in short["points"]} == {7}
 
 
-def test_markdown_shows_na_not_run_and_failures():
-  text = compare.format_markdown(fake_summary())
-  rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line
-          for line in text.splitlines() if line.startswith("| mlp") or line.startswith("| gru")}
-  mlp = rows[("mlp", "copy")].split("|")
-  assert mlp[-4].strip() == "0.000 / 0.000 (n=128)"
-  assert mlp[-3].strip() == "n/a" and mlp[-2].strip() == "n/a"
-  gru = rows[("gru", "copy")].split("|")
-  assert gru[-4].strip() == "0.500 / 0.031 (n=128)"
-  assert gru[-3].strip() == "not run"
-  assert gru[-2].strip() == "1.000 / 0.375 (n=32)"
-  assert "failed: non-finite loss at step 7" in rows[("gru", "badd")]
-  assert "L=201 (10x)" in text and "Command: `python experiments/compare.py`" in text
-
-
-def test_finished_points_are_read_back_and_skipped(tmp_path, capsys):
-  root = str(tmp_path)
-  for model in ("mlp", "gru"):  # fake finished points: eval JSON at the final step, metrics
-    workdir = os.path.join(root, compare.point_name(model, "copy"))
-    os.makedirs(os.path.join(workdir, "eval"))
-    results = [{"length": 21, "num_examples": 8, "sequence_error": 0.125, "symbol_error": 0.5}]
-    results.append({"length": 201, "not_applicable": "fixed"} if model == "mlp" else
-                   {"length": 201, "num_examples": 2, "sequence_error": 1.0, "symbol_error": 0.25})
-    with open(os.path.join(workdir, "eval", "step_5.json"), "w") as f:
-      json.dump({"step": 5, "results": results}, f)
-    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
-      f.write(json.dumps({"step": 5, "seq_err": 0.5, "sym_err": 0.1, "loss": 1.0}) + "\n{cut")
-  compare.main([f"--workdir={root}", "--models=mlp,gru", "--tasks=copy", "--steps=5",
-                "--lengths=21,201", "--examples=8,2"])
-  assert capsys.readouterr().out.count("skip") == 2  # nothing was trained
-  with open(os.path.join(root, "compare.json")) as f:
-    summary = json.load(f)
-  assert summary["results"]["gru"]["copy"]["lengths"]["201"]["symbol_error"] == 0.25
-  assert summary["results"]["gru"]["copy"]["steps"] == 5
-  assert "not_applicable" in summary["results"]["mlp"]["copy"]["lengths"]["201"]
-  with open(os.path.join(root, "compare.md")) as f:
-    assert "n/a" in f.read()
-
-
-def test_eval_plan_skips_the_longest_length_for_expensive_models():
-  assert compare.eval_plan("neural_gpu", (21, 201, 2001), (8, 4, 2), ("gru",)) == ((21, 201),
-                                                                                   (8, 4))
-  assert compare.eval_plan("gru", (21, 201, 2001), (8, 4, 2), ("gru",)) == ((21, 201, 2001),
-                                                                            (8, 4, 2))
-  assert compare.parse_arg("lstm,bmul") == ("lstm", "bmul")
-  with pytest.raises(ValueError):
-    compare.parse_arg("lstm")
+def test_eval_lengths_skip_100x_for_expensive_models():
+  assert tuple(compare.get_config("model=neural_gpu,task=copy").eval.lengths) == (21, 201)
+  gru = compare.get_config("model=gru,task=bmul")
+  assert tuple(gru.eval.lengths) == (21, 201, 2001) and tuple(gru.eval.num_examples) == (128, 32, 4)
+  assert gru.task.name == "bmul" and gru.train.num_steps == 1000
 
 
 @pytest.mark.parametrize("model", models.names())
@@ -106,9 +73,9 @@ def test_base_config_builds_a_trainer_for_every_model(model, tmp_path):
   assert state.params
   if model in ("mlp", "highway_mlp"):
     assert c.model.fixed_length == 9 and c.curriculum.name == "fixed"
-  compare_config = compare.get_config(f"{model},badd")
+  compare_config = compare.get_config(f"model={model},task=badd")
   assert compare_config.model.name == model and compare_config.train.max_length == 21
-  assert tiny.get_config(model).model.name == model
+  assert tiny.get_config(f"model={model}").model.name == model
 
 
 def test_xor_config_is_a_two_unit_tanh_mlp():

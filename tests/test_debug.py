@@ -7,7 +7,7 @@ from neural_gpu import debug, train
 
 
 def test_gradient_check_passes_for_a_real_model():
-  result = debug.gradient_check(tiny.get_config("dngpu"), num_directions=2)
+  result = debug.gradient_check(tiny.get_config("model=dngpu"), num_directions=2)
   assert result["ok"] and result["max_relative_error"] < 1e-5
 
 

@@ -28,6 +28,32 @@ def test_default_experiment_tests_1x_10x_and_100x():
   assert config.eval.num_examples[:2] == (256, 256)
 
 
+def test_parse_arg_reads_named_typed_arguments():
+  from experiments import base
+  a = base.parse_arg("model=gru, steps=5,lr=0.5,fast=true", model="dngpu", task="badd", steps=1,
+                     lr=0.1, fast=False)
+  assert (a.model, a.task, a.steps, a.lr, a.fast) == ("gru", "badd", 5, 0.5, True)
+  assert base.parse_arg(None, model="dngpu").model == "dngpu"
+  for bad, message in (("gru", "'gru' is not key=value; valid keys: model, steps"),
+                       ("modle=gru", "unknown key 'modle'; valid keys: model, steps"),
+                       ("steps=many", "steps='many' is not a int")):
+    with pytest.raises(ValueError, match=message) as e:
+      base.parse_arg(bad, model="dngpu", steps=1)
+    assert "\n" not in str(e.value)
+  with pytest.raises(ValueError, match="valid keys: none"):
+    importlib.import_module("experiments.default").get_config("model=gru")
+
+
+def test_task_file_keeps_the_papers_sizes():
+  from experiments import task
+  bmul = task.get_config("task=bmul,model=dngpu")
+  assert bmul.model.nmaps == 96 and bmul.optimizer.learning_rate == 0.01 * 48 / 96
+  assert task.get_config("task=bmul,model=neural_gpu").model.relax_copies == 6
+  copy = task.get_config("task=copy,model=gru")
+  assert (copy.task.name, copy.model.name) == ("copy", "gru")
+  assert tuple(task.get_config().eval.lengths) == (41, 401, 4001)
+
+
 # -- every field the code reads or the README names exists in experiments/base.py ---------------
 import ast
 import dataclasses

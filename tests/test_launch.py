@@ -64,7 +64,7 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
                         "copy has no hard test set 'carry'")
   assert_one_line_error(launch(*TINY, "--config.model.nmaps=12", f"--workdir={trained}"),
                         "use a new --workdir")
-  assert_one_line_error(launch("--config=experiments/tiny.py:dngpu", f"--workdir={trained}"),
+  assert_one_line_error(launch("--config=experiments/tiny.py:model=dngpu", f"--workdir={trained}"),
                         "use a new --workdir")
   assert_one_line_error(launch(*TINY, "--config.seed=7", f"--workdir={trained}"),
                         "holds a run with seed 0")

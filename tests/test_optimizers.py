@@ -142,7 +142,7 @@ def test_lr_gradient_noise_scales_with_the_learning_rate_and_is_truncated():
 def test_lr_gradient_noise_reaches_the_parameter_update(tmp_path):
   results = {}
   for noise in (0.0, 1e-2):
-    c = tiny.get_config("dngpu")
+    c = tiny.get_config("model=dngpu")
     c.optimizer.update(grad_noise_lr=noise, clip_norm=0.0)
     trainer = train.Trainer(c, str(tmp_path / str(noise)))
     state, host = trainer.init_state(), trainer.init_host()

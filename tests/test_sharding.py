@@ -97,7 +97,7 @@ def four_device_checks(out: str) -> None:
 
   # Dropout: the DNGPU (dropout 0.1 on input and candidate) applied in training mode to a batch
   # split over 4 devices and to the same batch on 1 device; another key for contrast.
-  config = tiny.get_config("dngpu")
+  config = tiny.get_config("model=dngpu")
   trainer = train.Trainer(config, os.path.join(out, "dropout"))
   inputs, _, lengths = trainer.pipeline.fresh_batch(0, (0, 1), 9)  # 8 rows of length 9
   apply = jax.jit(lambda v, x, n, key: trainer.model.apply(

@@ -125,12 +125,23 @@ def test_error_line_prefers_launch_error():
   assert sweep.error_line("", -9) == "killed by signal 9"
 
 
+def test_a_point_may_carry_the_config_files_arg():
+  assert sweep.merge_arg("model=gru,task=copy", "task=badd") == "model=gru,task=badd"
+  assert sweep.merge_arg("model=gru", "") == "model=gru"
+  point = {"arg": "model=gru,task=copy", "seed": 1}
+  cmd = sweep.point_command("launch.py", "exp.py:task=badd", "w/000", point, python="py")
+  assert cmd == ["py", "launch.py", "--config=exp.py:model=gru,task=badd", "--workdir=w/000",
+                 "--config.seed=1"]
+  assert sweep.point_command("l.py", "exp.py", "w", {"seed": 2}, python="py")[2] == "--config=exp.py"
+  assert sweep.short_name(3, point) == "003_model=gru_task=copy_seed=1"
+
+
 def test_shipped_sweep_files():
   grid_points = sweep.load_points(os.path.join(ROOT, "experiments", "sweep_ngpu_grid.py"))
   assert len(grid_points) == 32
   assert {p["task.name"] for p in grid_points} == {"badd", "bmul"}
   assert {p["model.relax_copies"] for p in grid_points} == {1, 6}
-  assert len(sweep.load_points(os.path.join(ROOT, "experiments", "sweep_ngpu_grid.py:bmul"))) == 16
+  assert len(sweep.load_points(os.path.join(ROOT, "experiments", "sweep_ngpu_grid.py:task=bmul"))) == 16
   curricula = sweep.load_points(os.path.join(ROOT, "experiments", "sweep_curricula.py"))
   assert {p["curriculum.name"] for p in curricula} == {"ngpu", "all_bins", "fixed"}
   # every override names a field of the file's config (the config is locked when launched)

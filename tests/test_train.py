@@ -95,7 +95,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
 
 
 def test_same_config_same_loss_curve(tmp_path):
-  config = tiny.get_config("dngpu")
+  config = tiny.get_config("model=dngpu")
   config.train.num_steps = 10
   curves = []
   for name in ("a", "b"):
@@ -187,7 +187,7 @@ def test_relaxation_pull_grows_then_copies_are_tied_for_good(tmp_path):
 
 
 def test_saturation_weight_follows_lr_times_loss(tmp_path):
-  trainer = train.Trainer(tiny.get_config("dngpu"), str(tmp_path))
+  trainer = train.Trainer(tiny.get_config("model=dngpu"), str(tmp_path))
   host = trainer.init_host()
   host["window"] = {"loss": 2.0, "saturation": 4.0, "count": 2}
   new = trainer.update_schedule(host)
@@ -247,11 +247,11 @@ def longest_run(values, target):
 
 
 def test_hard_fraction_mixes_long_carry_chains_into_the_batch(tmp_path):
-  from experiments import badd, base
-  config = base.exact_length_protocol(badd.get_config("dngpu"))
+  from experiments import base, task as task_config
+  config = base.exact_length_protocol(task_config.get_config("task=badd,model=dngpu"))
   config.train.update(batch_size=16, hard_fraction=0.5, hard_kinds="carry")
   mixed = train.Trainer(config, str(tmp_path))
-  config = base.exact_length_protocol(badd.get_config("dngpu"))
+  config = base.exact_length_protocol(task_config.get_config("task=badd,model=dngpu"))
   config.train.batch_size = 16
   plain = train.Trainer(config, str(tmp_path))
   host = mixed.init_host()
@@ -286,8 +286,8 @@ def test_hard_fraction_errors(tmp_path, task, fields, message):
 
 
 def test_shorter_fraction_pads_shorter_examples_into_each_bin(tmp_path):
-  from experiments import badd, base
-  config = base.exact_length_protocol(badd.get_config("dngpu"))
+  from experiments import base, task as task_config
+  config = base.exact_length_protocol(task_config.get_config("task=badd,model=dngpu"))
   config.train.update(batch_size=16, shorter_fraction=0.25)
   trainer = train.Trainer(config, str(tmp_path))
   for inputs, targets, lengths in trainer.batches(3, trainer.init_host()):

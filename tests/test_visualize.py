@@ -99,7 +99,7 @@ def test_write_curves_reads_metrics(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("run"))
-  config = tiny.get_config("dngpu")
+  config = tiny.get_config("model=dngpu")
   config.train.num_steps = 10
   train.train_and_evaluate(config, workdir)
   return workdir
@@ -129,11 +129,11 @@ def test_bad_input_is_one_line_and_writes_nothing(trained, tmp_path, tree_digest
     assert needle in str(e.value) and "\n" not in str(e.value)
   assert tree_digest(trained) == before
   empty = str(tmp_path / "untrained")
-  train.save_config(tiny.get_config("dngpu"), empty)
+  train.save_config(tiny.get_config("model=dngpu"), empty)
   with pytest.raises(train.TrainingError, match="no checkpoint"):
     visualize.visualize(empty)
   mlp = str(tmp_path / "mlp")
-  train.save_config(tiny.get_config("mlp"), mlp)
+  train.save_config(tiny.get_config("model=mlp"), mlp)
   with pytest.raises(ValueError, match="'mlp' has no time loop.*dngpu"):
     visualize.visualize(mlp)
   assert sorted(os.listdir(empty)) == sorted(os.listdir(mlp)) == ["config.json"]
