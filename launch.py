@@ -163,6 +163,8 @@ def parse_flags(argv):
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
     message = str(e.args[0] if e.args else type(e).__name__)
     message = " ".join(message.replace("\\n", " ").replace("\\'", "").split())
+    if "Traceback" in message:  # a config file's get_config raised: its own message is enough
+      message = message.rsplit("Error: ", 1)[-1]
     fail(f"bad flag or config override ({message}); check the field names in the config file")
 
 

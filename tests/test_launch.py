@@ -64,6 +64,9 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
                         "copy has no hard test set 'carry'")
   assert_one_line_error(launch(*TINY, "--config.model.nmaps=12", f"--workdir={trained}"),
                         "use a new --workdir")
+  assert_one_line_error(launch("--config=experiments/tiny.py:dngpu", f"--workdir={tmp_path}/e"),
+                        "'dngpu' is not key=value; valid keys: model")
+  assert not os.path.exists(f"{tmp_path}/e")
   assert_one_line_error(launch("--config=experiments/tiny.py:model=dngpu", f"--workdir={trained}"),
                         "use a new --workdir")
   assert_one_line_error(launch(*TINY, "--config.seed=7", f"--workdir={trained}"),
