@@ -124,7 +124,8 @@ def main(argv):
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   if distributed is not None:  # before any JAX computation, as jax.distributed requires
     jax.distributed.initialize(**distributed)
-  from neural_gpu import sharding, train
+  from neural_gpu import evaluate, sharding, train
+  from neural_gpu import workdir as workdir_lib
 
   workdir = FLAGS.workdir or os.path.join("runs", "default")
   try:
@@ -140,20 +141,20 @@ def main(argv):
                                       FLAGS.kind, channels, FLAGS.best, FLAGS.max_draw_length):
         print(f"wrote {path}")
       return
-    config = train.load_config(workdir) if FLAGS.mode == "eval" else FLAGS.config
+    config = workdir_lib.load_config(workdir) if FLAGS.mode == "eval" else FLAGS.config
     print(sharding.DataParallel.from_config(config, FLAGS.mode == "train").describe(), flush=True)
     if FLAGS.mode == "eval":
       lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
-      report = train.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
-                                         best=FLAGS.best, hard_kinds=FLAGS.hard_kinds)
+      report = evaluate.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
+                                            config=config, best=FLAGS.best,
+                                            hard_kinds=FLAGS.hard_kinds)
     else:
       report = train.train_and_evaluate(FLAGS.config, workdir)
   except (ValueError, train.TrainingError) as e:
     fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-  from neural_gpu.evaluate import format_table
-  print(format_table(report))
+  print(evaluate.format_table(report))
   if jax.process_index() == 0:  # the only writer
-    print(f"wrote {os.path.join(workdir, 'eval', 'step_%d.json' % report['step'])}")
+    print(f"wrote {workdir_lib.eval_report_path(workdir, report['step'])}")
 
 
 def parse_flags(argv):

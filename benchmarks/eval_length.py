@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,7 +42,8 @@ def main(argv=None):
   import jax
   import numpy as np
   from experiments import base
-  from neural_gpu import evaluate, train
+  from neural_gpu import evaluate, optimizers, sharding
+  from neural_gpu import state as state_lib
 
   config = base.get_config(task=args.task, model=args.model)
   config.model.nmaps = args.nmaps
@@ -51,22 +51,25 @@ def main(argv=None):
     key, value = item.split("=", 1)
     config.model[key] = parse_value(value)
   config.train.num_devices = args.num_devices
-  trainer = train.Trainer(config, tempfile.mkdtemp(prefix="bench_eval_"))
-  if not trainer.task.is_valid_length(args.length):
+  task = state_lib.build_task(config)  # what evaluate.restore_checkpoint builds, no trainer
+  model = state_lib.build_model(config, task)
+  dp = sharding.DataParallel.from_config(config, training=False)
+  if not task.is_valid_length(args.length):
     raise SystemExit(f"{args.task} has no examples of length {args.length}")
-  state = trainer.init_state()
+  state = dp.replicate(state_lib.init_state(config, model, optimizers.make(config.optimizer),
+                                            config.train.max_length))
   variables = {"params": state.params, **state.model_state}
   # The evaluator's call: one batch_size_for batch per device (evaluate.evaluate_lengths),
   # padded to split evenly (evaluate.count_errors).
-  batch = trainer.dp.padded_size(args.batch_size or trainer.dp.num_devices *
+  batch = dp.padded_size(args.batch_size or dp.num_devices *
                                  evaluate.batch_size_for(args.length, args.num_examples))
   num_batches = -(-args.num_examples // batch)
-  error_fn = trainer.error_fn  # evaluate.make_error_fn(model), as the evaluator uses it
+  error_fn = evaluate.make_error_fn(model, dp.replicated)  # as the evaluator makes it
   lens = np.full((batch,), args.length, np.int32)
-  data = [trainer.task.sample(evaluate.data_seed(config.seed, evaluate.EVAL_STREAM, args.length,
+  data = [task.sample(evaluate.data_seed(config.seed, evaluate.EVAL_STREAM, args.length,
                                                  i), batch, args.length)
           for i in range(num_batches)]
-  data = [trainer.dp.shard((d.inputs, d.targets, lens)) for d in data]
+  data = [dp.shard((d.inputs, d.targets, lens)) for d in data]
 
   t0 = time.perf_counter()
   compiled = error_fn.lower(variables, *data[0]).compile()
@@ -92,7 +95,7 @@ def main(argv=None):
       cpu_peaks.append(cpu_peak)
 
   fwd = common.forward_flops(config.model, batch, args.length, args.length,
-                             trainer.task.vocab_size)
+                             task.vocab_size)
   batch_seconds = statistics.median(times)
   gflops = fwd / 1e9
   mfu = statistics.median(gflops / t / p for t, p in zip(times, peaks)) if peaks else None
@@ -104,7 +107,7 @@ def main(argv=None):
       "length": args.length,
       "num_examples": num_batches * batch,
       "batch_size": batch,
-      "num_devices": trainer.dp.num_devices,
+      "num_devices": dp.num_devices,
       "model_fields": {k: v for k, v in config.model.items() if k != "name"},
       "batch_seconds": round(batch_seconds, 3),
       "batch_seconds_all": [round(t, 3) for t in times],

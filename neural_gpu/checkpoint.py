@@ -18,6 +18,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from neural_gpu.workdir import CHECKPOINTS
+
 COMMIT_MARKER = "commit_success.txt"
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
 
@@ -55,7 +57,7 @@ class Checkpointer:
   incomplete step folders and temporary folders a killed run left; without it, it only reads."""
 
   def __init__(self, workdir: str, max_to_keep: int = 3, create: bool = True,
-               subdir: str = "checkpoints"):
+               subdir: str = CHECKPOINTS):
     self.directory = os.path.abspath(os.path.join(workdir, subdir))
     self._incomplete = incomplete_steps(self.directory)
     for step in self._incomplete:
@@ -97,7 +99,7 @@ class Checkpointer:
     self._manager.close()
 
 
-def has_checkpoint(workdir: str, subdir: str = "checkpoints") -> bool:
+def has_checkpoint(workdir: str, subdir: str = CHECKPOINTS) -> bool:
   """True when `workdir/subdir` holds at least one complete step folder."""
   directory = os.path.join(workdir, subdir)
   return os.path.isdir(directory) and any(

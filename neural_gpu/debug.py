@@ -7,7 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neural_gpu import train
+from neural_gpu import optimizers, train
+from neural_gpu import state as state_lib
 
 
 def gradient_check(config, length: int = 5, batch_size: int = 2, eps: float = 1e-4,
@@ -17,19 +18,20 @@ def gradient_check(config, length: int = 5, batch_size: int = 2, eps: float = 1e
   Runs in float64 on a tiny batch of the config's task and model. Returns the largest relative
   error over `num_directions` random directions (below ~1e-5 means the gradients are right).
   """
-  trainer = train.Trainer(config, workdir="")
-  task = trainer.task
+  task = state_lib.build_task(config)
+  model = state_lib.build_model(config, task)
   length = task.nearest_valid_length(task.fixed_length or length)
   data = task.sample(seed, batch_size, length)
   lengths = jnp.full((batch_size,), length, jnp.int32)
-  state = trainer.init_state()
+  state = state_lib.init_state(config, model, optimizers.make(config.optimizer),
+                               config.train.max_length)
   with jax.enable_x64(True):
     params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), state.params)
     model_state = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), state.model_state)
 
     @jax.jit
     def loss(p):
-      out = trainer.model.apply({"params": p, **model_state}, data.inputs, lengths, train=False)
+      out = model.apply({"params": p, **model_state}, data.inputs, lengths, train=False)
       value, _, _ = train.masked_cross_entropy(out.logits, data.targets, lengths)
       return value
 

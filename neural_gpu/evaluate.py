@@ -3,17 +3,26 @@
 Every position of the target counts, PAD included (SPEC 4): a model that writes junk after the
 answer is wrong. Each length compiles once: batches of one length all share one shape, and a
 partial last batch is sampled full and only its first rows are counted.
+
+The entry point is `evaluate_checkpoint(workdir)`: the saved config, a checkpoint restored by
+`restore_checkpoint` (built from the config alone: task, model, optimizer state form; no
+trainer), the report written to <workdir>/eval/step_<N>.json.
 """
 
 import functools
 import json
 import os
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neural_gpu import visualize
+from neural_gpu import checkpoint as ckpt_lib
+from neural_gpu import curriculum as curriculum_lib
+from neural_gpu import optimizers, sharding, visualize
+from neural_gpu import state as state_lib
+from neural_gpu import workdir as workdir_lib
 from neural_gpu.input_pipeline import data_seed  # noqa: F401  (re-exported)
 from neural_gpu.metrics import Progress
 from neural_gpu.models.common import NotApplicable
@@ -155,9 +164,8 @@ def write_report(workdir: str, report: dict) -> dict:
   """
   if jax.process_index() != 0:
     return report
-  out_dir = os.path.join(workdir, "eval")
-  os.makedirs(out_dir, exist_ok=True)
-  path = os.path.join(out_dir, f"step_{report['step']}.json")
+  path = workdir_lib.eval_report_path(workdir, report["step"])
+  os.makedirs(os.path.dirname(path), exist_ok=True)
   try:
     with open(path) as f:
       old = json.load(f)
@@ -172,9 +180,91 @@ def write_report(workdir: str, report: dict) -> dict:
   with open(tmp, "w") as f:
     json.dump(report, f, indent=1)
   os.replace(tmp, path)
-  _plot(report, os.path.join(out_dir, f"step_{report['step']}.png"))
+  _plot(report, workdir_lib.eval_report_path(workdir, report["step"], ".png"))
   visualize.write_curves(workdir)  # the training curves, for a reader without TensorBoard
   return report
+
+
+class Restored(NamedTuple):
+  """A checkpoint restored for evaluation: what evaluate_lengths and the tracers need."""
+  task: Any
+  model: Any
+  state: state_lib.TrainState
+  step: int
+  max_length: int  # the training maximum (the curriculum's), as the report states it
+  dp: sharding.DataParallel
+
+
+def restore_checkpoint(config, workdir: str, step: int | None = None, best: bool = False,
+                       dp: sharding.DataParallel | None = None) -> Restored:
+  """Checkpoint `step` of <workdir>/checkpoints (latest unless given; with `best`, of
+  <workdir>/best, the one early stopping kept), restored into the form the config builds: the
+  task, the model and the optimizer (for the state's structure), without a trainer. dp: the
+  devices to place the state on (default: the config's train.num_devices). Raises
+  workdir.TrainingError when there is no such checkpoint, ValueError on a bad config; writes
+  nothing."""
+  subdir = workdir_lib.BEST if best else workdir_lib.CHECKPOINTS
+  if not ckpt_lib.has_checkpoint(workdir, subdir):
+    raise workdir_lib.TrainingError(
+        f"no checkpoint in {os.path.join(workdir, subdir)}: train first"
+        + (" with train.early_stopping_patience > 0" if best else ""))
+  task = state_lib.build_task(config)
+  model = state_lib.build_model(config, task)
+  max_length = curriculum_lib.get(config.curriculum, task, config.train.max_length).max_length
+  dp = dp or sharding.DataParallel.from_config(config, training=False)
+  checkpoints = ckpt_lib.Checkpointer(workdir, create=False, subdir=subdir)
+  try:
+    step = checkpoints.latest_step() if step is None else step
+    if step not in checkpoints.all_steps():
+      raise workdir_lib.TrainingError(f"no checkpoint for step {step} in "
+                                      f"{checkpoints.directory}; available: "
+                                      f"{checkpoints.all_steps()}")
+    like = dp.replicate(state_lib.init_state(config, model, optimizers.make(config.optimizer),
+                                             max_length))
+    state, _ = checkpoints.restore(step, like)
+  finally:
+    checkpoints.close()
+  return Restored(task, model, state, int(step), max_length, dp)
+
+
+def hard_kinds_of(config) -> list[str]:
+  """The hard test sets config.eval.hard_kinds names (comma-separated; empty: none)."""
+  return [k for k in config.eval.get("hard_kinds", "").split(",") if k]  # older config.json: none
+
+
+def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
+                        config=None, progress: bool = True, best: bool = False,
+                        hard_kinds=None) -> dict:
+  """Evaluates checkpoint `step` of `workdir` (latest unless given; with `best`, the one early
+  stopping kept) and writes the report to <workdir>/eval/step_<N>.json (merged with one there).
+
+  config: default the run's config.json. lengths: default config.eval.lengths; num_examples:
+  one int, or one per length (default config.eval.num_examples, or its largest count when
+  `lengths` differ from the config's). hard_kinds (default: config.eval.hard_kinds) adds the
+  task's hard test sets at the same lengths, under the report's "hard" key. Returns the report
+  {"step", "task", "model", "train_max_length", "results": [per length], "hard"?}. Raises
+  ValueError or workdir.TrainingError (one line) before any work on a bad request.
+  """
+  config = config or workdir_lib.load_config(workdir)
+  hard_kinds = hard_kinds_of(config) if hard_kinds is None else hard_kinds
+  run = restore_checkpoint(config, workdir, step, best)
+  lengths = list(lengths or config.eval.lengths)
+  if num_examples is None:
+    num_examples = config.eval.num_examples
+    if not np.isscalar(num_examples):
+      num_examples = list(num_examples)
+      if len(num_examples) != len(lengths):  # lengths came from the command line
+        num_examples = max(num_examples)
+  check_request(run.task, lengths, num_examples, hard_kinds)  # before any work
+  variables = {"params": run.state.params, **run.state.model_state}
+  evaluate = functools.partial(evaluate_lengths, run.model, variables, run.task, lengths,
+                               num_examples, config.seed,
+                               make_error_fn(run.model, run.dp.replicated), progress, dp=run.dp)
+  report = {"step": run.step, "task": config.task.name, "model": config.model.name,
+            "train_max_length": run.max_length, "results": evaluate()}
+  if hard_kinds:
+    report["hard"] = [{"kind": kind, **r} for kind in hard_kinds for r in evaluate(kind=kind)]
+  return write_report(workdir, report)
 
 
 def _merge(old: list, new: list, key) -> list:

@@ -8,6 +8,8 @@ import time
 
 from tensorboardX import SummaryWriter
 
+from neural_gpu import workdir as workdir_lib
+
 
 def new_window() -> dict:
   """Sums of per-step scalars over a logging interval; JSON-able, so it goes into checkpoints
@@ -39,9 +41,9 @@ class MetricWriter:
     self.enabled = enabled  # False: writes nothing (hosts other than the primary one)
     if not enabled:
       return
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = workdir_lib.metrics_path(workdir)
     self._truncate_after(resume_step)
-    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self._tb = SummaryWriter(os.path.join(workdir, workdir_lib.TENSORBOARD))
 
   def _truncate_after(self, step: int) -> None:
     """Drops lines logged after the checkpoint we resume from: they will be logged again."""

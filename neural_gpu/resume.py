@@ -18,6 +18,7 @@ import ml_collections
 from experiments.base import MODEL_DEFAULTS
 from neural_gpu import checkpoint as ckpt_lib
 from neural_gpu import optimizers
+from neural_gpu import workdir as workdir_lib
 
 
 class IncompatibleRun(ValueError):
@@ -45,7 +46,7 @@ def check_compatible(config, workdir: str) -> None:
   """Raises IncompatibleRun when `workdir` holds a run (a config.json) that `config` cannot
   resume: another seed, task, model or curriculum, or an optimizer state of another form.
   Reads only; writes nothing."""
-  path = os.path.join(workdir, "config.json")
+  path = workdir_lib.config_path(workdir)
   if not os.path.exists(path):
     return
   with open(path) as f:

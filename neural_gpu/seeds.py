@@ -28,6 +28,7 @@ import shlex
 from typing import Any, Mapping, Sequence
 
 from neural_gpu import sweep
+from neural_gpu import workdir as workdir_lib
 
 STUDY_NAME = "seeds.json"
 TABLE_NAME = "seeds.md"
@@ -93,10 +94,10 @@ def seed_row(workdir: str, seed: int, num_steps: int, live: sweep.Point | None =
 
   live: the sweep's Point while the study runs (its status is newer than the folder's).
   """
-  metrics = _read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  metrics = _read_jsonl(workdir_lib.metrics_path(workdir))
   launches = _read_jsonl(os.path.join(workdir, sweep.LAUNCHES_NAME))
   learned = next((int(m["step"]) for m in metrics if m.get("seq_err") == 0.0), None)
-  final = _read_json(os.path.join(workdir, "eval", f"step_{num_steps}.json"))
+  final = _read_json(workdir_lib.eval_report_path(workdir, num_steps))
   report = final or sweep._latest_eval(workdir)
   error = None
   if final is not None:

@@ -45,6 +45,8 @@ import sys
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
+from neural_gpu import workdir as workdir_lib
+
 INDEX_WIDTH = 3
 ARG = "arg"  # a point's key for the config file's `:arg` (see the module docstring)
 MAX_NAME_CHARS = 96
@@ -196,7 +198,7 @@ def point_command(launcher: str, config_path: str, workdir: str, overrides: Mapp
 
 # -- reading a point's folder -----------------------------------------------------------------
 def _last_metrics(workdir: str) -> dict | None:
-  path = os.path.join(workdir, "metrics.jsonl")
+  path = workdir_lib.metrics_path(workdir)
   if not os.path.exists(path):
     return None
   last = None
@@ -212,7 +214,7 @@ def _last_metrics(workdir: str) -> dict | None:
 
 def _eval_steps(workdir: str) -> list[int]:
   steps = []
-  for path in glob.glob(os.path.join(workdir, "eval", "step_*.json")):
+  for path in glob.glob(os.path.join(workdir, workdir_lib.EVAL, "step_*.json")):
     match = re.fullmatch(r"step_(\d+)\.json", os.path.basename(path))
     if match:
       steps.append(int(match.group(1)))
@@ -222,7 +224,7 @@ def _eval_steps(workdir: str) -> list[int]:
 def _latest_eval(workdir: str) -> dict | None:
   for step in reversed(_eval_steps(workdir)):
     try:
-      with open(os.path.join(workdir, "eval", f"step_{step}.json")) as f:
+      with open(workdir_lib.eval_report_path(workdir, step)) as f:
         return json.load(f)
     except (OSError, json.JSONDecodeError):
       continue
@@ -230,7 +232,7 @@ def _latest_eval(workdir: str) -> dict | None:
 
 
 def is_finished(workdir: str, num_steps: int) -> bool:
-  return os.path.exists(os.path.join(workdir, "eval", f"step_{int(num_steps)}.json"))
+  return os.path.exists(workdir_lib.eval_report_path(workdir, num_steps))
 
 
 def error_line(log_text: str, returncode: int) -> str:

@@ -6,29 +6,25 @@ loss history). Both go into every checkpoint, and every random draw of step t co
 fold_in(key(config.seed), t), so a resumed run continues exactly as if it had never stopped.
 """
 
-import functools
 import json
-import os
 import time
-from typing import Any
 
 import chex
-import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
-import tasks
 from neural_gpu import checkpoint as ckpt_lib
 from neural_gpu import curriculum as curriculum_lib
 from neural_gpu import evaluate as eval_lib
 from neural_gpu import input_pipeline
 from neural_gpu import losses
 from neural_gpu import metrics as metrics_lib
-from neural_gpu import models, optimizers, resume, visualize
+from neural_gpu import optimizers, resume, visualize
 from neural_gpu import sharding
+from neural_gpu import state as state_lib
+from neural_gpu import workdir as workdir_lib
 from neural_gpu.metrics import MetricWriter, Progress
 from neural_gpu.models import ngpu
 
@@ -37,32 +33,9 @@ CURRICULUM_EVAL_STREAM = 2
 VALIDATION_STREAM = 3
 
 
-class TrainingError(RuntimeError):
-  """Training cannot go on (non-finite loss, incompatible workdir); the message says why."""
-
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: Any
-  opt_state: Any
-  model_state: Any  # mutable collections such as batch_stats; {} for most models
-
-
-def split_name(section) -> tuple[str, dict]:
-  """A config section {'name': n, **params} -> (n, params)."""
-  params = dict(section)
-  return params.pop("name"), params
-
-
-def build_task(config):
-  name, params = split_name(config.task)
-  return tasks.get(name, **params)
-
-
-def build_model(config, task):
-  name, params = split_name(config.model)
-  return models.get(name, task.vocab_size, **params)
+TrainingError = workdir_lib.TrainingError
+TrainState = state_lib.TrainState
+load_config = workdir_lib.load_config  # a run folder's config, as tests read it back
 
 
 def is_relaxed(config) -> bool:
@@ -222,9 +195,9 @@ class Trainer:
 
   def __init__(self, config, workdir: str, max_traces: int | None = None):
     self.config, self.workdir = config, workdir
-    self.task = build_task(config)
+    self.task = state_lib.build_task(config)
     self.subtasks = getattr(self.task, "subtasks", [self.task])
-    self.model = build_model(config, self.task)
+    self.model = state_lib.build_model(config, self.task)
     self.optimizer = optimizers.make(config.optimizer)
     self.curriculum = curriculum_lib.get(config.curriculum, self.task, config.train.max_length)
     self.max_length = self.curriculum.max_length
@@ -239,17 +212,8 @@ class Trainer:
 
   # -- state -------------------------------------------------------------------------------
   def init_state(self) -> TrainState:
-    key = jax.random.fold_in(jax.random.key(self.config.seed), 1 << 20)
-    sample = jnp.zeros((1, self.max_length), jnp.int32)
-    # One jit'd program (cached by the persistent compilation cache) instead of dozens of
-    # op-by-op compiles: the same values.
-    init = jax.jit(lambda k: self.model.init({"params": k, "dropout": k}, sample,
-                                             jnp.array([self.max_length]), train=False))
-    variables = dict(init(key))
-    params = variables.pop("params")
-    state = TrainState(jnp.zeros((), jnp.int32), params, jax.jit(self.optimizer.init)(params),
-                       variables)
-    return self.dp.replicate(state)
+    return self.dp.replicate(state_lib.init_state(self.config, self.model, self.optimizer,
+                                                  self.max_length))
 
   def init_host(self) -> dict:
     return {
@@ -358,7 +322,8 @@ class Trainer:
     pending = []  # device metrics not yet pulled to the host
     last_good = start if checkpoints.latest_step() is not None else None
     patience = cfg.train.get("early_stopping_patience", 0)
-    best_checkpoints = ckpt_lib.Checkpointer(self.workdir, 1, subdir="best") if patience else None
+    best_checkpoints = (ckpt_lib.Checkpointer(self.workdir, 1, subdir=workdir_lib.BEST)
+                        if patience else None)
     if host["best"]["stopped"]:
       start = total  # this run already stopped early: nothing left to train
     t0 = time.time()
@@ -423,89 +388,16 @@ class Trainer:
     return state
 
 
-def save_config(config, workdir: str) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, "config.json")
-  with open(path + ".tmp", "w") as f:
-    f.write(config.to_json(indent=1))
-  os.replace(path + ".tmp", path)
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise TrainingError(f"no config.json in {workdir}: train there first "
-                        "(python launch.py --config=... --workdir=...)")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
-def check_compatible(config, workdir: str) -> None:
-  """Refuses (IncompatibleRun, one line) a config the run in `workdir` cannot continue."""
-  resume.check_compatible(config, workdir)
-
-
-def eval_kinds(config) -> list[str]:
-  return [k for k in config.eval.get("hard_kinds", "").split(",") if k]
-
-
-def restore_checkpoint(config, workdir: str, step: int | None = None, best: bool = False):
-  """(trainer, state, step) of checkpoint `step` (latest unless given; with `best`, the one
-  early stopping kept). Raises TrainingError when there is none; writes nothing."""
-  subdir = "best" if best else "checkpoints"
-  if not ckpt_lib.has_checkpoint(workdir, subdir):
-    raise TrainingError(f"no checkpoint in {os.path.join(workdir, subdir)}: train first"
-                        + (" with train.early_stopping_patience > 0" if best else ""))
-  trainer = Trainer(config, workdir)
-  checkpoints = ckpt_lib.Checkpointer(workdir, create=False, subdir=subdir)
-  step = checkpoints.latest_step() if step is None else step
-  if step not in checkpoints.all_steps():
-    raise TrainingError(f"no checkpoint for step {step} in {checkpoints.directory}; "
-                        f"available: {checkpoints.all_steps()}")
-  state, _ = checkpoints.restore(step, trainer.init_state())
-  checkpoints.close()
-  return trainer, state, step
-
-
-def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
-                        config=None, progress: bool = True, best: bool = False,
-                        hard_kinds=None) -> dict:
-  """Loads the saved config and a checkpoint (latest unless `step`; with `best`, the one early
-  stopping kept), evaluates, and writes the report. hard_kinds (default: the config's
-  eval.hard_kinds, comma-separated) adds the task's hard test sets at the same lengths, under
-  the report's "hard" key."""
-  config = config or load_config(workdir)
-  hard_kinds = eval_kinds(config) if hard_kinds is None else hard_kinds
-  trainer, state, step = restore_checkpoint(config, workdir, step, best)
-  lengths = list(lengths or config.eval.lengths)
-  if num_examples is None:
-    num_examples = config.eval.num_examples
-    if not np.isscalar(num_examples):
-      num_examples = list(num_examples)
-      if len(num_examples) != len(lengths):  # lengths came from the command line
-        num_examples = max(num_examples)
-  eval_lib.check_request(trainer.task, lengths, num_examples, hard_kinds)  # before any work
-  variables = {"params": state.params, **state.model_state}
-  evaluate = functools.partial(eval_lib.evaluate_lengths, trainer.model, variables, trainer.task,
-                               lengths, num_examples, config.seed, trainer.error_fn, progress,
-                               dp=trainer.dp)
-  report = {"step": int(step), "task": config.task.name, "model": config.model.name,
-            "train_max_length": trainer.max_length, "results": evaluate()}
-  if hard_kinds:
-    report["hard"] = [{"kind": kind, **r} for kind in hard_kinds for r in evaluate(kind=kind)]
-  return eval_lib.write_report(workdir, report)
-
-
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains (resuming from the latest checkpoint in workdir, if any), then evaluates."""
-  check_compatible(config, workdir)
+  resume.check_compatible(config, workdir)
   trainer = Trainer(config, workdir)  # validates task, model and curriculum before any write
   eval_lib.check_request(trainer.task, list(config.eval.lengths), config.eval.num_examples,
-                         eval_kinds(config))  # and the evaluation that follows training
+                         eval_lib.hard_kinds_of(config))  # and the evaluation after training
   resume.check_restorable(workdir, trainer.init_state)  # the resume itself, reading only
   trainer.dp.check_batch_size(config.train.batch_size)
   if trainer.dp.is_primary:  # one writer per run
-    save_config(config, workdir)
+    workdir_lib.save_config(config, workdir)
   trainer.run()
   best = config.train.get("early_stopping_patience", 0) > 0
-  return evaluate_checkpoint(workdir, config=config, best=best)
+  return eval_lib.evaluate_checkpoint(workdir, config=config, best=best)

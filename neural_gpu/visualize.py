@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from neural_gpu import workdir as workdir_lib
+
 MAX_DRAW_LENGTH = 400  # default cap on --length: an L x L picture per channel beyond is unreadable
 MAX_GIF_FRAMES = 200  # longer traces are subsampled evenly (first and last step kept)
 DEFAULT_CHANNELS = {"grid": 8, "height": 4}  # most active channels drawn when none are asked for
@@ -310,17 +312,18 @@ def visualize(workdir: str, step: int | None = None, length: int | None = None,
   under <workdir>/visualize/; returns their paths.
 
   The example is the one the evaluator tests as number `example` at that length (same data
-  stream and batching), or of the hard set `kind`. Raises ValueError or train.TrainingError
+  stream and batching), or of the hard set `kind`. Raises ValueError or workdir.TrainingError
   (one line) on bad input, before anything is written: no config or checkpoint, a model
   without a time loop, a length the task cannot make or above `max_length`, an example index
   or channel out of range, an unknown kind.
   """
   from neural_gpu import evaluate as eval_lib
-  from neural_gpu import train
+  from neural_gpu import state as state_lib
+  from neural_gpu import workdir as workdir_lib
 
-  config = train.load_config(workdir)
-  task = train.build_task(config)
-  model = train.build_model(config, task)
+  config = workdir_lib.load_config(workdir)
+  task = state_lib.build_task(config)
+  model = state_lib.build_model(config, task)
   if not has_time_loop(model):
     raise ValueError(f"model {config.model.name!r} has no time loop to trace; visualize works "
                      f"for {', '.join(traceable_models())}")
@@ -343,17 +346,18 @@ def visualize(workdir: str, step: int | None = None, length: int | None = None,
                      "--config.eval.num_examples in training to test more")
   if channels:
     check_channels(channels, getattr(model, "nmaps", None) or model.hidden)
-  trainer, state, step = train.restore_checkpoint(config, workdir, step, best)
+  run = eval_lib.restore_checkpoint(config, workdir, step, best)
+  state, step = run.state, run.step
 
   batch = eval_lib.batch_size_for(length, count)
   data = eval_lib.eval_batch(task, config.seed, eval_lib.EVAL_STREAM, length, example // batch,
                              batch, kind)
   row = example % batch
   variables = {"params": state.params, **state.model_state}
-  trace = trace_example(trainer.model, variables, data.inputs[row], data.targets[row])
+  trace = trace_example(run.model, variables, data.inputs[row], data.targets[row])
   chosen = pick_channels(trace, channels)
 
-  out_dir = os.path.join(workdir, "visualize")
+  out_dir = os.path.join(workdir, workdir_lib.VISUALIZE)
   os.makedirs(out_dir, exist_ok=True)
   stem = f"step_{step}_L{length}" + (f"_{kind}" if kind else "") + (
       f"_ex{example}" if example else "")
@@ -381,7 +385,7 @@ def write_curves(workdir: str) -> str | None:
   """Draws <workdir>/curves.png from metrics.jsonl: loss, training sequence and symbol error,
   learning rate (the config's schedule times the plateau scale) and curriculum length against
   step. Returns its path, or None when nothing is logged yet. Written atomically."""
-  path = os.path.join(workdir, "metrics.jsonl")
+  path = workdir_lib.metrics_path(workdir)
   if not os.path.exists(path):
     return None
   with open(path) as f:
@@ -395,7 +399,7 @@ def write_curves(workdir: str) -> str | None:
   steps = np.array([r["step"] for r in records])
   column = lambda k: np.array([r.get(k, np.nan) for r in records], float)
   lr, lr_label = column("lr_scale"), "learning-rate scale"
-  config_path = os.path.join(workdir, "config.json")
+  config_path = workdir_lib.config_path(workdir)
   if os.path.exists(config_path):
     import ml_collections
     from neural_gpu import optimizers
@@ -422,7 +426,7 @@ def write_curves(workdir: str) -> str | None:
   for ax in axes[1]:
     ax.set_xlabel("step", fontsize=8)
   fig.suptitle(os.path.basename(os.path.abspath(workdir)), fontsize=9)
-  out = os.path.join(workdir, "curves.png")
+  out = os.path.join(workdir, workdir_lib.CURVES)
   fig.savefig(out + ".tmp", format="png", dpi=DPI)
   plt.close(fig)
   os.replace(out + ".tmp", out)

@@ -119,3 +119,31 @@ def test_eval_num_examples_given_once_counts_at_every_length():
   assert evaluate.check_request(copy, [9, 17], (16, 8)) == [16, 8]
   with pytest.raises(ValueError, match="num_examples has 2 entries for 3 lengths"):
     evaluate.check_request(copy, [9, 17, 33], (16, 8))
+
+
+def test_evaluate_checkpoint_restores_from_the_config_alone(tmp_path, monkeypatch):
+  """The run folder's config and checkpoint are enough: no trainer is built, and the restored
+  parameters are the trained ones."""
+  from experiments import tiny
+  from neural_gpu import train, workdir
+
+  config = tiny.get_config()
+  config.train.num_steps = config.checkpoint.every_steps = 4
+  workdir.save_config(config, str(tmp_path))
+  trained = train.Trainer(config, str(tmp_path)).run()
+  monkeypatch.setattr(train, "Trainer", None)  # evaluation must not need it
+  run = evaluate.restore_checkpoint(workdir.load_config(str(tmp_path)), str(tmp_path))
+  assert run.step == 4 and run.max_length == config.train.max_length
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(run.state.params),
+               jax.device_get(trained.params))
+  report = evaluate.evaluate_checkpoint(str(tmp_path), lengths=[9], num_examples=8,
+                                        progress=False)
+  variables = {"params": run.state.params}
+  expected = evaluate.evaluate_lengths(run.model, variables, run.task, [9], 8, config.seed,
+                                       progress=False)
+  assert report["results"] == expected and report["step"] == 4
+  assert (tmp_path / workdir.EVAL / "step_4.json").exists()
+  with pytest.raises(workdir.TrainingError, match="no checkpoint for step 3"):
+    evaluate.restore_checkpoint(config, str(tmp_path), step=3)
+  with pytest.raises(workdir.TrainingError, match="no checkpoint in"):
+    evaluate.restore_checkpoint(config, str(tmp_path), best=True)

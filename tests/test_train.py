@@ -14,7 +14,7 @@ import pytest
 
 from experiments import tiny
 from neural_gpu import checkpoint as ckpt_lib
-from neural_gpu import train
+from neural_gpu import evaluate, train, workdir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -172,7 +172,7 @@ def test_relaxation_pull_grows_then_copies_are_tied_for_good(tmp_path):
   config.model.relax_copies = 3
   config.train.num_steps = 16
   config.curriculum.update(threshold=1.01, every_steps=2, start_length=4)  # always advance
-  train.save_config(config, str(tmp_path))
+  workdir.save_config(config, str(tmp_path))
   train.Trainer(config, str(tmp_path)).run()
   _, params, host = final_params(str(tmp_path))
   assert host["tied"] == 1.0
@@ -182,7 +182,8 @@ def test_relaxation_pull_grows_then_copies_are_tied_for_good(tmp_path):
     assert copies.shape[0] == 3
     np.testing.assert_array_equal(copies[0], copies[1])
     np.testing.assert_array_equal(copies[0], copies[2])
-  report = train.evaluate_checkpoint(str(tmp_path), lengths=[9], num_examples=4, progress=False)
+  report = evaluate.evaluate_checkpoint(str(tmp_path), lengths=[9], num_examples=4,
+                                       progress=False)
   assert report["results"][0]["num_examples"] == 4
 
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from experiments import tiny
-from neural_gpu import models, train, visualize
+from neural_gpu import models, train, visualize, workdir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRACED = [("dngpu", dict(nmaps=6)), ("dngpu", dict(nmaps=6, custom_vjp=False)),
@@ -129,11 +129,11 @@ def test_bad_input_is_one_line_and_writes_nothing(trained, tmp_path, tree_digest
     assert needle in str(e.value) and "\n" not in str(e.value)
   assert tree_digest(trained) == before
   empty = str(tmp_path / "untrained")
-  train.save_config(tiny.get_config("model=dngpu"), empty)
+  workdir.save_config(tiny.get_config("model=dngpu"), empty)
   with pytest.raises(train.TrainingError, match="no checkpoint"):
     visualize.visualize(empty)
   mlp = str(tmp_path / "mlp")
-  train.save_config(tiny.get_config("model=mlp"), mlp)
+  workdir.save_config(tiny.get_config("model=mlp"), mlp)
   with pytest.raises(ValueError, match="'mlp' has no time loop.*dngpu"):
     visualize.visualize(mlp)
   assert sorted(os.listdir(empty)) == sorted(os.listdir(mlp)) == ["config.json"]

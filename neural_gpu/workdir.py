@@ -1,0 +1,63 @@
+"""The run folder (--workdir): what a run writes where, named in this one place.
+
+  <workdir>/config.json          the resolved config (save_config; read back by load_config)
+  <workdir>/checkpoints/<step>/  orbax checkpoints, the last few (neural_gpu/checkpoint.py)
+  <workdir>/best/<step>/         the checkpoint early stopping kept (train.early_stopping_patience)
+  <workdir>/metrics.jsonl        one JSON line of training metrics per log step (metrics.py)
+  <workdir>/tensorboard/         the same metrics as TensorBoard event files
+  <workdir>/curves.png           the training curves (visualize.write_curves)
+  <workdir>/eval/step_<N>.json   the evaluation report of checkpoint N, and step_<N>.png its plot
+  <workdir>/visualize/           --mode=visualize pictures of the state over time
+
+This module imports no JAX: the sweep and seed-study processes read run folders too.
+"""
+
+import json
+import os
+
+CONFIG = "config.json"
+CHECKPOINTS = "checkpoints"
+BEST = "best"
+METRICS = "metrics.jsonl"
+TENSORBOARD = "tensorboard"
+CURVES = "curves.png"
+EVAL = "eval"
+VISUALIZE = "visualize"
+
+
+class TrainingError(RuntimeError):
+  """Training or evaluation cannot go on (non-finite loss, no checkpoint, incompatible workdir);
+  the message (one line) says why and what to do."""
+
+
+def config_path(workdir: str) -> str:
+  return os.path.join(workdir, CONFIG)
+
+
+def metrics_path(workdir: str) -> str:
+  return os.path.join(workdir, METRICS)
+
+
+def eval_report_path(workdir: str, step: int, suffix: str = ".json") -> str:
+  """<workdir>/eval/step_<step><suffix> (.json: the report; .png: its plot)."""
+  return os.path.join(workdir, EVAL, f"step_{int(step)}{suffix}")
+
+
+def save_config(config, workdir: str) -> None:
+  """Writes config.json atomically (a kill leaves the old one or the new one, never half)."""
+  os.makedirs(workdir, exist_ok=True)
+  path = config_path(workdir)
+  with open(path + ".tmp", "w") as f:
+    f.write(config.to_json(indent=1))
+  os.replace(path + ".tmp", path)
+
+
+def load_config(workdir: str):
+  """The ml_collections.ConfigDict saved in <workdir>/config.json; TrainingError if none."""
+  import ml_collections
+  path = config_path(workdir)
+  if not os.path.exists(path):
+    raise TrainingError(f"no config.json in {workdir}: train there first "
+                        "(python launch.py --config=... --workdir=...)")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
