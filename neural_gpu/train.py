@@ -1,13 +1,16 @@
 """The trainer: `train_and_evaluate(config, workdir)`.
 
 Device state is a `TrainState` pytree (step, params, optimizer state, mutable model collections).
-Host state is a JSON dict (curriculum, learning-rate scale, relaxation pull, saturation weight,
-loss history). Both go into every checkpoint, and every random draw of step t comes from
-fold_in(key(config.seed), t), so a resumed run continues exactly as if it had never stopped.
+Host state is a `HostState`, one typed part per rule that updates it (the curriculum's, the
+learning-rate schedule's, the model's training rules: the NGPU relaxation, the DNGPU saturation
+weight; early stopping), saved in checkpoints as the JSON dict `HostState.to_json` gives. Both go
+into every checkpoint, and every random draw of step t comes from fold_in(key(config.seed), t),
+so a resumed run continues exactly as if it had never stopped.
 """
 
-import json
+import dataclasses
 import time
+from typing import NamedTuple
 
 import chex
 import jax
@@ -26,7 +29,7 @@ from neural_gpu import sharding
 from neural_gpu import state as state_lib
 from neural_gpu import workdir as workdir_lib
 from neural_gpu.metrics import MetricWriter, Progress
-from neural_gpu.models import ngpu
+from neural_gpu.models import dngpu, ngpu
 
 TRAIN_STREAM = input_pipeline.TRAIN_STREAM
 CURRICULUM_EVAL_STREAM = 2
@@ -38,8 +41,61 @@ TrainState = state_lib.TrainState
 load_config = workdir_lib.load_config  # a run folder's config, as tests read it back
 
 
-def is_relaxed(config) -> bool:
-  return config.model.name == "neural_gpu" and config.model.get("relax_copies", 1) > 1
+class Window(NamedTuple):
+  """Sums over the steps since the last schedule decision (train.schedule_every)."""
+  loss: float = 0.0
+  saturation: float = 0.0
+  count: int = 0
+
+
+class Schedule(NamedTuple):
+  """The learning-rate decay on plateau (decay_on_plateau): its scale, loss history, window."""
+  lr_scale: float
+  loss_history: list
+  window: Window
+
+
+class EarlyStopping(NamedTuple):
+  """The best validation error so far, at which step, checkpoints since, and whether stopped."""
+  step: int = -1
+  error: float = 2.0
+  stale: int = 0
+  stopped: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class HostState:
+  """Everything the host's rules carry from step to step; each part is replaced, never mutated.
+
+  In checkpoints it is the flat JSON dict of `to_json` (the form every run so far has saved):
+  curriculum, lr_scale, pull, tied, saturation_weight, loss_history, window, log_window, best.
+  """
+  curriculum: dict  # the curriculum's own JSON state (curriculum.py)
+  schedule: Schedule
+  relaxation: ngpu.Relaxation  # used when the model is relaxed (ngpu.RelaxationRule)
+  saturation: dngpu.Saturation  # used when the model has a saturation cost (DNGPU)
+  log_window: dict  # every step since the last metrics row (metrics.new_window)
+  best: EarlyStopping
+
+  replace = dataclasses.replace
+
+  def to_json(self) -> dict:
+    return {"curriculum": self.curriculum, "lr_scale": self.schedule.lr_scale,
+            "pull": self.relaxation.pull, "tied": self.relaxation.tied,
+            "saturation_weight": self.saturation.weight,
+            "loss_history": list(self.schedule.loss_history),
+            "window": self.schedule.window._asdict(), "log_window": self.log_window,
+            "best": self.best._asdict()}
+
+  @classmethod
+  def from_json(cls, saved: dict, default: "HostState") -> "HostState":
+    """A checkpoint's host dict; entries it lacks (added since it was written) keep default's."""
+    d = {**default.to_json(), **saved}
+    return cls(curriculum=d["curriculum"],
+               schedule=Schedule(d["lr_scale"], list(d["loss_history"]), Window(**d["window"])),
+               relaxation=ngpu.Relaxation(d["pull"], d["tied"]),
+               saturation=dngpu.Saturation(d["saturation_weight"]),
+               log_window=d["log_window"], best=EarlyStopping(**d["best"]))
 
 
 def masked_cross_entropy(logits, targets, lengths, label_smoothing: float = 0.0,
@@ -75,12 +131,14 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
 
   batches: a tuple of (inputs, targets, lengths), one per length bin of the step (one compile
   per distinct tuple of shapes). hyper: dict of float scalars the host may change between steps
-  (lr_scale, pull, saturation_weight, tied) so changing them never recompiles. out_sharding:
+  (lr_scale, tied, penalty_weights: {penalty name: weight}) so changing them never recompiles.
+  Each penalty a model outputs (ModelOutput.penalties) or its training rule adds is weighted by
+  its name. out_sharding:
   where the new state and metrics go (sharding.DataParallel.replicated; None: XLA chooses).
   """
   root_key = jax.random.key(config.seed)
   opt = config.optimizer
-  relaxed = is_relaxed(config)
+  relaxation = ngpu.RelaxationRule.from_config(config)
   smoothing = config.train.get("label_smoothing", 0.0)
   on_padding = config.train.get("loss_on_padding", False)
   input_noise = config.train.get("input_noise", 0.0)
@@ -107,12 +165,11 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
         totals[name] += value / len(batches)
       for name, value in out.penalties.items():
         penalties[name] = penalties.get(name, 0.0) + value / len(batches)
+    if relaxation:
+      penalties.update(relaxation.penalties(params))
     objective = totals["loss"]
-    if "saturation" in penalties:
-      objective += hyper["saturation_weight"] * penalties["saturation"]
-    if relaxed:
-      penalties["relaxation"] = ngpu.relaxation_penalty(params)
-      objective += hyper["pull"] * penalties["relaxation"]
+    for name, value in penalties.items():
+      objective += hyper["penalty_weights"][name] * value
     return objective, (new_state, {**totals, **penalties})
 
   def train_step(state, batches, hyper):
@@ -131,9 +188,8 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     updates = jax.tree.map(lambda u: u * hyper["lr_scale"], updates)
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
-    if relaxed:  # once tied for good, keep every copy equal to their mean
-      tied = ngpu.tie_copies(params)
-      params = jax.tree.map(lambda a, b: jnp.where(hyper["tied"] > 0, a, b), tied, params)
+    if relaxation:
+      params = relaxation.after_update(params, hyper["tied"])
     metrics["param_norm"] = optax.tree.norm(params)
     return TrainState(state.step + 1, params, opt_state, model_state), metrics
 
@@ -206,6 +262,7 @@ class Trainer:
     self.pipeline = input_pipeline.InputPipeline(config, self.subtasks, self.curriculum,
                                                  self.buckets, self.hard_kinds)
     self.dp = sharding.DataParallel.from_config(config, training=False)  # batches split over it
+    self.relaxation = ngpu.RelaxationRule.from_config(config)
     self.train_step = make_train_step(config, self.model, self.optimizer, max_traces,
                                       self.dp.replicated)
     self.error_fn = eval_lib.make_error_fn(self.model, self.dp.replicated)
@@ -215,68 +272,60 @@ class Trainer:
     return self.dp.replicate(state_lib.init_state(self.config, self.model, self.optimizer,
                                                   self.max_length))
 
-  def init_host(self) -> dict:
-    return {
-        "curriculum": self.curriculum.init_state(),
-        "lr_scale": 1.0,
-        "pull": self.config.train.get("pull_start", 5e-4),
-        "tied": 0.0,
-        "saturation_weight": self.config.train.get("saturation_weight", 1e-5),
-        "loss_history": [],
-        "window": {"loss": 0.0, "saturation": 0.0, "count": 0},
-        "log_window": metrics_lib.new_window(),  # every step since the last metrics row
-        "best": {"step": -1, "error": 2.0, "stale": 0, "stopped": False},  # early stopping
-    }
+  def init_host(self) -> HostState:
+    return HostState(
+        curriculum=self.curriculum.init_state(),
+        schedule=Schedule(lr_scale=1.0, loss_history=[], window=Window()),
+        relaxation=ngpu.Relaxation(pull=self.config.train.pull_start, tied=0.0),
+        saturation=dngpu.Saturation(weight=self.config.train.saturation_weight),
+        log_window=metrics_lib.new_window(),
+        best=EarlyStopping())
 
-  def hyper(self, host: dict) -> dict:
-    keys = ("lr_scale", "pull", "saturation_weight", "tied")
-    return self.dp.replicate({k: np.float32(host[k]) for k in keys})
+  def hyper(self, host: HostState) -> dict:
+    return self.dp.replicate({
+        "lr_scale": np.float32(host.schedule.lr_scale),
+        "tied": np.float32(host.relaxation.tied),
+        "penalty_weights": {"saturation": np.float32(host.saturation.weight),
+                            ngpu.RelaxationRule.penalty: np.float32(host.relaxation.pull)}})
 
   # -- data --------------------------------------------------------------------------------
-  def batches(self, step: int, host: dict):
-    return self.pipeline.batches(step, host["curriculum"])
+  def batches(self, step: int, host: HostState):
+    return self.pipeline.batches(step, host.curriculum)
 
   # -- host-side schedule ----------------------------------------------------------------
-  def curriculum_errors(self, state: TrainState, host: dict, step: int) -> list[float]:
+  def curriculum_errors(self, state: TrainState, host: HostState, step: int) -> list[float]:
     """Sequence error on a fresh batch at each (task, length) the curriculum asks about."""
     variables = {"params": state.params, **state.model_state}
     errors = []
-    for i, (index, length) in enumerate(self.curriculum.probes(host["curriculum"])):
+    for i, (index, length) in enumerate(self.curriculum.probes(host.curriculum)):
       seed = eval_lib.data_seed(self.config.seed, CURRICULUM_EVAL_STREAM, step, i)
       any_wrong, _ = eval_lib.count_errors(self.error_fn, variables,
                                            *self.pipeline.fresh_batch(index, seed, length), self.dp)
       errors.append(float(np.mean(any_wrong)))
     return errors
 
-  def update_schedule(self, host: dict) -> dict:
+  def update_schedule(self, host: HostState) -> HostState:
     """Every train.schedule_every steps: lr decay on plateau, DNGPU saturation weight."""
-    cfg = self.config
-    host = json.loads(json.dumps(host))  # a copy
-    window = host["window"]
-    mean_loss = window["loss"] / max(window["count"], 1)
-    host["lr_scale"], host["loss_history"] = decay_on_plateau(
-        cfg.train, host["lr_scale"], host["loss_history"], mean_loss)
-    if window["saturation"] > 0:  # keep the saturation term near lr * task loss
-      lr = cfg.optimizer.learning_rate * host["lr_scale"]
-      target = lr * mean_loss / (window["saturation"] / max(window["count"], 1))
-      host["saturation_weight"] = float(np.clip(target, 1e-20, 1e-3))
-    host["window"] = {"loss": 0.0, "saturation": 0.0, "count": 0}
-    return host
+    window = host.schedule.window
+    mean_loss = window.loss / max(window.count, 1)
+    lr_scale, history = decay_on_plateau(self.config.train, host.schedule.lr_scale,
+                                         host.schedule.loss_history, mean_loss)
+    saturation = dngpu.reestimate_saturation_weight(
+        host.saturation, self.config.optimizer.learning_rate * lr_scale, mean_loss,
+        window.saturation, window.count)
+    return host.replace(schedule=Schedule(lr_scale, history, Window()), saturation=saturation)
 
-  def update_curriculum(self, state: TrainState, host: dict, step: int):
-    """Every curriculum.every_steps: advance the curriculum; relaxation pull and tying."""
-    cfg = self.config
-    host = json.loads(json.dumps(host))
+  def update_curriculum(self, state: TrainState, host: HostState,
+                        step: int) -> tuple[TrainState, HostState]:
+    """Every curriculum.every_steps: advance the curriculum; the model's rule follows it (the
+    relaxation's pull and tying)."""
     errors = self.curriculum_errors(state, host, step)
-    host["curriculum"], advanced = self.curriculum.decide(host["curriculum"], errors)
-    if is_relaxed(cfg) and advanced:
-      if host["pull"] < cfg.train.get("pull_max", 0.1):
-        host["pull"] *= cfg.train.get("pull_growth", 1.2)
-      else:
-        state = state.replace(params=ngpu.tie_copies(state.params))
-    if is_relaxed(cfg) and self.curriculum.at_max(host["curriculum"]) and not host["tied"]:
-      host["tied"] = 1.0
-      state = state.replace(params=ngpu.tie_copies(state.params))
+    curriculum, advanced = self.curriculum.decide(host.curriculum, errors)
+    host = host.replace(curriculum=curriculum)
+    if self.relaxation:
+      relaxation, params = self.relaxation.on_curriculum(
+          host.relaxation, state.params, advanced, self.curriculum.at_max(curriculum))
+      state, host = state.replace(params=params), host.replace(relaxation=relaxation)
     return state, host
 
   def validation_error(self, state: TrainState) -> float:
@@ -288,17 +337,18 @@ class Trainer:
         self.config.seed, self.error_fn, progress=False, stream=VALIDATION_STREAM, dp=self.dp)
     return results[0]["sequence_error"]
 
-  def early_stopping(self, state: TrainState, host: dict, step: int, best_checkpoints) -> dict:
+  def early_stopping(self, state: TrainState, host: HostState, step: int,
+                     best_checkpoints) -> HostState:
     """Keeps the checkpoint with the lowest validation error; stops after `patience` worse."""
-    best = dict(host["best"])
+    best = host.best
     error = self.validation_error(state)
-    if error < best["error"]:
-      best.update(step=step, error=error, stale=0)
-      best_checkpoints.save(step, state, {**host, "best": best})
+    if error < best.error:
+      best = best._replace(step=step, error=error, stale=0)
+      best_checkpoints.save(step, state, host.replace(best=best).to_json())
     else:
-      best["stale"] += 1
-    best["stopped"] = best["stale"] >= self.config.train.early_stopping_patience
-    return {**host, "best": best}
+      best = best._replace(stale=best.stale + 1)
+    best = best._replace(stopped=best.stale >= self.config.train.early_stopping_patience)
+    return host.replace(best=best)
 
   # -- main loop ---------------------------------------------------------------------------
   def run(self) -> TrainState:
@@ -309,7 +359,7 @@ class Trainer:
     start = checkpoints.latest_step()
     if start is not None:
       state, saved = checkpoints.restore(start, state)
-      host = {**host, **saved}  # host fields added since that checkpoint keep their defaults
+      host = HostState.from_json(saved, host)  # entries added since then keep their defaults
       print(f"resuming from step {start} in {checkpoints.directory}", flush=True)
     start = int(state.step)
     writer = MetricWriter(self.workdir, resume_step=start, enabled=self.dp.is_primary)
@@ -324,14 +374,14 @@ class Trainer:
     patience = cfg.train.get("early_stopping_patience", 0)
     best_checkpoints = (ckpt_lib.Checkpointer(self.workdir, 1, subdir=workdir_lib.BEST)
                         if patience else None)
-    if host["best"]["stopped"]:
+    if host.best.stopped:
       start = total  # this run already stopped early: nothing left to train
     t0 = time.time()
 
     def pull():
       """Brings pending metrics to the host, into the schedule's and the log's windows; raises
       on a non-finite loss, gradient or parameter (before any checkpoint of that state)."""
-      nonlocal pending
+      nonlocal pending, host
       values = jax.device_get([m for _, m in pending])
       steps = [s for s, _ in pending]
       pending = []
@@ -341,10 +391,12 @@ class Trainer:
           where = (f"last good checkpoint: step {last_good} in {checkpoints.directory}"
                    if last_good is not None else "no checkpoint was written")
           raise TrainingError(f"non-finite {bad} at step {s + 1}; stopping ({where})")
-        host["window"]["loss"] += float(m["loss"])
-        host["window"]["saturation"] += float(m.get("saturation", 0.0))
-        host["window"]["count"] += 1
-        metrics_lib.accumulate(host["log_window"], m)
+        w = host.schedule.window
+        window = Window(w.loss + float(m["loss"]), w.saturation + float(m.get("saturation", 0.0)),
+                        w.count + 1)
+        log_window = {"sums": dict(host.log_window["sums"]), "count": host.log_window["count"]}
+        metrics_lib.accumulate(log_window, m)
+        host = host.replace(schedule=host.schedule._replace(window=window), log_window=log_window)
 
     try:
       for step in range(start, total):
@@ -354,10 +406,10 @@ class Trainer:
         done = step + 1
         if done % log_every == 0 or done == total:
           pull()
-          means = metrics_lib.window_means(host["log_window"])
-          host["log_window"] = metrics_lib.new_window()
-          means.update(length=self.curriculum.current_length(host["curriculum"]),
-                       lr_scale=host["lr_scale"], steps_per_second=(done - start) / (time.time() - t0),
+          means = metrics_lib.window_means(host.log_window)
+          host = host.replace(log_window=metrics_lib.new_window())
+          means.update(length=self.curriculum.current_length(host.curriculum),
+                       lr_scale=host.schedule.lr_scale, steps_per_second=(done - start) / (time.time() - t0),
                        num_devices=self.dp.num_devices, num_processes=self.dp.num_processes)
           writer.write(done, means)
           bar.update(done, len=means["length"], loss=means["loss"], seq_err=means["seq_err"],
@@ -371,13 +423,13 @@ class Trainer:
           pull()
           if patience:
             host = self.early_stopping(state, host, done, best_checkpoints)
-          checkpoints.save(done, state, host)
+          checkpoints.save(done, state, host.to_json())
           visualize.write_curves(self.workdir)
           last_good = done
-          if host["best"]["stopped"]:
+          if host.best.stopped:
             print(f"\nearly stopping at step {done}: no better validation error in {patience} "
-                  f"checkpoints; best step {host['best']['step']} "
-                  f"(sequence error {host['best']['error']:.4f})", flush=True)
+                  f"checkpoints; best step {host.best.step} "
+                  f"(sequence error {host.best.error:.4f})", flush=True)
             break
     finally:
       bar.close()

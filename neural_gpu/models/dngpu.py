@@ -10,9 +10,11 @@ hand (custom VJP) so that the weight gradients are one matmul over all steps aft
 """
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 
 from neural_gpu.models import common, fast_scan
@@ -135,3 +137,22 @@ class DNGPU(nn.Module):
     traced = None if states is None else {"states": states,
                                           "logits": states @ output + output_bias}
     return common.ModelOutput(logits, {"saturation": sat_cost}, traced)
+
+
+# -- the saturation cost's weight as a training rule ---------------------------------------------
+class Saturation(NamedTuple):
+  """Host state: the weight of the 'saturation' penalty, re-estimated every
+  train.schedule_every steps (saved in checkpoints as the host state's 'saturation_weight')."""
+  weight: float
+
+
+def reestimate_saturation_weight(state: Saturation, lr: float, mean_loss: float,
+                                 saturation_sum: float, count: int) -> Saturation:
+  """Keeps the saturation term near lr * task loss, as the DNGPU reference does (Freivalds &
+  Liepins 2017, sec. 3): weight = lr * mean_loss / mean_saturation, clipped to [1e-20, 1e-3].
+  saturation_sum: the penalty summed over the `count` steps of the window; a window without
+  saturation (sum 0) keeps the weight."""
+  if not saturation_sum > 0:
+    return state
+  target = lr * mean_loss / (saturation_sum / max(count, 1))
+  return Saturation(float(np.clip(target, 1e-20, 1e-3)))

@@ -14,6 +14,8 @@ gradients as one matmul over all steps after the loop (BENCHMARKS.md has the fig
 the per-step state and recomputes the rest in the reverse pass.
 """
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -187,3 +189,55 @@ def tie_copies(params):
     v = params[name]
     params[name] = jnp.broadcast_to(v.mean(axis=0, keepdims=True), v.shape)
   return params
+
+
+# -- the relaxation as a training rule (NGPU paper, sec. 3 "parameter sharing relaxation") ----
+class Relaxation(NamedTuple):
+  """Host state of the relaxation schedule: the weight of the relaxation penalty ('pull') and
+  whether the copies are tied for good (1.0) or not yet (0.0). Saved in checkpoints as the host
+  state's 'pull' and 'tied' entries."""
+  pull: float
+  tied: float = 0.0
+
+
+class RelaxationRule:
+  """Trains the r relaxed copies towards one shared weight (Kaiser & Sutskever 2015, sec. 3).
+
+  The loss gets pull * relaxation_penalty(params) (the penalty named 'relaxation'). Each time the
+  curriculum advances, the pull grows by train.pull_growth while below train.pull_max; once it is
+  there an advance ties the copies (each becomes their mean). When the curriculum reaches its
+  maximal length the copies are tied for good: every later update keeps them equal.
+  """
+  penalty = "relaxation"
+
+  def __init__(self, train_config):
+    self.start, self.growth = train_config.pull_start, train_config.pull_growth
+    self.max = train_config.pull_max
+
+  @classmethod
+  def from_config(cls, config) -> "RelaxationRule | None":
+    """The rule when config.model is a Neural GPU with relax_copies > 1, else None."""
+    relaxed = config.model.name == "neural_gpu" and config.model.relax_copies > 1
+    return cls(config.train) if relaxed else None
+
+  def penalties(self, params) -> dict:
+    return {self.penalty: relaxation_penalty(params)}
+
+  def after_update(self, params, tied: jax.Array):
+    """Inside the jit'd step: once tied for good (tied > 0), every copy equals their mean."""
+    return jax.tree.map(lambda a, b: jnp.where(tied > 0, a, b), tie_copies(params), params)
+
+  def on_curriculum(self, state: Relaxation, params, advanced: bool,
+                    at_max: bool) -> tuple[Relaxation, Any]:
+    """After a curriculum decision: grow the pull or tie the copies; tie for good at the
+    curriculum's maximal length. Returns the new state and the (maybe tied) params."""
+    pull, tied = state
+    if advanced:
+      if pull < self.max:
+        pull *= self.growth
+      else:
+        params = tie_copies(params)
+    if at_max and not tied:
+      tied = 1.0
+      params = tie_copies(params)
+    return Relaxation(pull, tied), params
