@@ -154,3 +154,46 @@ def test_every_field_the_readme_names_is_in_the_base_config():
     elif not (exists(section, field) if section in SECTIONS else exists(None, section)):
       missing.append(dotted)
   assert not missing, missing
+
+
+# -- every field of every model, optimizer and curriculum can be set from the command line -------
+def _changed(value):
+  """A value of the same type that differs from `value`, as the command line writes it."""
+  if isinstance(value, bool):
+    return str(not value).lower(), (not value)
+  if isinstance(value, int):
+    return str(value + 1), value + 1
+  if isinstance(value, float):
+    return repr(value * 2 + 0.5), value * 2 + 0.5
+  if value is None:  # a float placeholder such as optimizer.min_learning_rate
+    return "0.25", 0.25
+  if isinstance(value, tuple):
+    return repr(tuple(v + 1 for v in value)), tuple(v + 1 for v in value)
+  return "other", "other"
+
+
+def _overridable_fields():
+  from neural_gpu import models
+  cases = []
+  for name in models.names():
+    c = base.get_config(model=name)
+    cases += [(name, "model", f) for f in c.model if f != "name"]
+  c = base.get_config(model="dngpu")
+  cases += [("dngpu", "optimizer", f) for f in c.optimizer]
+  cases += [("neural_gpu", "curriculum", f) for f in c.curriculum]
+  return cases
+
+
+@pytest.mark.parametrize("model, section, field", _overridable_fields())
+def test_every_field_can_be_overridden_on_the_command_line(model, section, field):
+  from absl import flags
+  from ml_collections import config_flags
+  default = base.get_config(model=model)[section][field]
+  text, expected = _changed(default)
+  argv = ["launch.py", f"--config={ROOT}/experiments/task.py:task=copy,model={model}",
+          f"--config.{section}.{field}={text}"]
+  values = flags.FlagValues()  # as launch.py parses, without touching absl's global flags
+  config_flags.DEFINE_config_file("config", flag_values=values, lock_config=True, sys_argv=argv)
+  values(argv)
+  assert values.config[section][field] == expected
+  assert values.config.model.name == model
