@@ -86,6 +86,7 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       max_length=41,
       log_every=50,
       schedule_every=200,  # lr decay on plateau and saturation-weight updates
+      loss="softmax_cross_entropy",  # a name of neural_gpu/losses.py
       label_smoothing=0.0,
       input_noise=0.0,  # probability of replacing each input symbol by a random one (training)
       # Share of each training batch drawn from the task's hard generators (e.g. badd 'carry':

@@ -20,7 +20,7 @@ import numpy as np
 
 from neural_gpu import checkpoint as ckpt_lib
 from neural_gpu import curriculum as curriculum_lib
-from neural_gpu import optimizers, sharding, visualize
+from neural_gpu import losses, optimizers, sharding, visualize
 from neural_gpu import state as state_lib
 from neural_gpu import workdir as workdir_lib
 from neural_gpu.input_pipeline import data_seed  # noqa: F401  (re-exported)
@@ -43,7 +43,7 @@ def make_error_fn(model, out_sharding=None):
   def errors(variables, inputs, targets, lengths):
     out = model.apply(variables, inputs, lengths, train=False)
     real = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]
-    wrong = (jnp.argmax(out.logits, axis=-1) != targets) & real
+    wrong = losses.wrong_positions(out.logits, targets, real)
     return jnp.any(wrong, axis=1), jnp.sum(wrong, axis=1)
 
   return errors

@@ -82,6 +82,16 @@ def kl_divergence(logits, targets, weights=None, label_smoothing: float = 0.0):
   return _weighted_mean(per_position, weights)
 
 
+def wrong_positions(logits, targets, mask) -> jax.Array:
+  """Which positions the model gets wrong: argmax(logits) != targets where mask is set.
+
+  logits (B, W, C) float, targets (B, W) int, mask (B, W) bool or 0/1. Returns bool (B, W). The
+  one definition of an error that the training metrics and the evaluation both count.
+  """
+  return (jnp.argmax(logits, axis=-1) != targets) & (mask > 0)
+
+
+DEFAULT = "softmax_cross_entropy"  # train.loss
 LOSSES: dict[str, Callable[..., jax.Array]] = {
     "softmax_cross_entropy": softmax_cross_entropy,
     "sigmoid_cross_entropy": sigmoid_cross_entropy,

@@ -98,23 +98,25 @@ class HostState:
                log_window=d["log_window"], best=EarlyStopping(**d["best"]))
 
 
-def masked_cross_entropy(logits, targets, lengths, label_smoothing: float = 0.0,
-                         on_padding: bool = False):
-  """Mean softmax cross-entropy and the error rates of a batch.
+def masked_loss(logits, targets, lengths, loss: str = losses.DEFAULT,
+                label_smoothing: float = 0.0, on_padding: bool = False):
+  """The loss `loss` (a neural_gpu.losses name) and the error rates of a batch.
 
   logits (B, W, V) float32, targets (B, W) int, lengths (B,) int. The loss and errors count the
   real positions (< lengths) of each row, or with `on_padding` every position of the padded
-  width, PAD targets included, as the DNGPU reference's per-bin loss does. Returns (loss,
-  sequence error, symbol error), float32 scalars.
+  width, PAD targets included, as the DNGPU reference's per-bin loss does. label_smoothing is
+  passed only when non-zero (losses without it then refuse it). Returns (loss, sequence error,
+  symbol error), float32 scalars.
   """
   positions = jnp.arange(targets.shape[1])[None, :]
   real = jnp.ones(targets.shape, jnp.float32) if on_padding else (
       positions < lengths[:, None]).astype(jnp.float32)
-  loss = losses.softmax_cross_entropy(logits, targets, real, label_smoothing)
-  wrong = (jnp.argmax(logits, -1) != targets) * real
+  options = {"label_smoothing": label_smoothing} if label_smoothing else {}
+  value = losses.get(loss)(logits, targets, real, **options)
+  wrong = losses.wrong_positions(logits, targets, real).astype(jnp.float32)
   seq_err = jnp.mean(jnp.any(wrong > 0, axis=1).astype(jnp.float32))
   sym_err = jnp.sum(wrong) / jnp.maximum(jnp.sum(real), 1.0)
-  return loss, seq_err, sym_err
+  return value, seq_err, sym_err
 
 
 def corrupt_inputs(inputs, key, rate: float, vocab_size: int):
@@ -139,6 +141,8 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
   root_key = jax.random.key(config.seed)
   opt = config.optimizer
   relaxation = ngpu.RelaxationRule.from_config(config)
+  loss_name = config.train.get("loss", losses.DEFAULT)  # older config.json files lack it
+  losses.get(loss_name)  # an unknown name fails here, listing the valid ones
   smoothing = config.train.get("label_smoothing", 0.0)
   on_padding = config.train.get("loss_on_padding", False)
   input_noise = config.train.get("input_noise", 0.0)
@@ -159,8 +163,8 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
                                      mutable=list(new_state))
       else:
         out = model.apply(variables, inputs, lengths, train=True, rngs=rngs)
-      loss, seq_err, sym_err = masked_cross_entropy(out.logits, targets, lengths, smoothing,
-                                                    on_padding)
+      loss, seq_err, sym_err = masked_loss(out.logits, targets, lengths, loss_name, smoothing,
+                                           on_padding)
       for name, value in zip(("loss", "seq_err", "sym_err"), (loss, seq_err, sym_err)):
         totals[name] += value / len(batches)
       for name, value in out.penalties.items():

@@ -209,8 +209,8 @@ def test_saturation_weight_follows_lr_times_loss(tmp_path):
 def test_label_smoothing_changes_the_loss():
   logits = np.array([[[4.0, 0.0, 0.0]]], np.float32)
   targets, lengths = np.array([[0]]), np.array([1])
-  plain, _, _ = train.masked_cross_entropy(logits, targets, lengths)
-  smooth, _, _ = train.masked_cross_entropy(logits, targets, lengths, label_smoothing=0.3)
+  plain, _, _ = train.masked_loss(logits, targets, lengths)
+  smooth, _, _ = train.masked_loss(logits, targets, lengths, label_smoothing=0.3)
   assert float(smooth) > float(plain)
 
 
@@ -218,9 +218,9 @@ def test_loss_on_padding_counts_every_position_of_the_bin():
   """The reference's per-bin loss: the mean over the whole padded width, PAD targets included."""
   logits = np.log(np.array([[[0.5, 0.5], [0.25, 0.75], [0.8, 0.2]]], np.float32))
   targets, lengths = np.array([[1, 1, 0]]), np.array([2])
-  real, _, real_sym = train.masked_cross_entropy(logits, targets, lengths)
+  real, _, real_sym = train.masked_loss(logits, targets, lengths)
   assert float(real) == pytest.approx(-(np.log(0.5) + np.log(0.75)) / 2, rel=1e-5)
-  every, seq, sym = train.masked_cross_entropy(logits, targets, lengths, on_padding=True)
+  every, seq, sym = train.masked_loss(logits, targets, lengths, on_padding=True)
   assert float(every) == pytest.approx(-(np.log(0.5) + np.log(0.75) + np.log(0.8)) / 3, rel=1e-5)
   assert float(sym) == pytest.approx(1 / 3) and float(real_sym) == pytest.approx(1 / 2)
 
