@@ -59,19 +59,25 @@ class Checkpointer:
   def __init__(self, workdir: str, max_to_keep: int = 3, create: bool = True,
                subdir: str = CHECKPOINTS):
     self.directory = os.path.abspath(os.path.join(workdir, subdir))
+    # Only the primary process removes anything: on several hosts another process may be
+    # finishing a save there.
+    if create and jax.process_index() == 0 and os.path.isdir(self.directory):
+      incomplete = incomplete_steps(self.directory)
+      for step in incomplete:
+        _warn(f"skipping incomplete checkpoint {os.path.join(self.directory, str(step))} "
+              f"(no {COMMIT_MARKER}); removing it")
+      leftovers = [n for n in os.listdir(self.directory) if TMP_SUFFIX in n]
+      for name in leftovers + [str(s) for s in incomplete]:
+        shutil.rmtree(os.path.join(self.directory, name))
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False)
+    self._manager = ocp.CheckpointManager(  # waits for every process (several hosts)
+        self.directory, options=options, item_names=("state", "host"))
+    # Listed after that wait, so a step the primary process has just committed counts.
     self._incomplete = incomplete_steps(self.directory)
     for step in self._incomplete:
       _warn(f"skipping incomplete checkpoint {os.path.join(self.directory, str(step))} "
-            f"(no {COMMIT_MARKER})" + ("; removing it" if create else ""))
-    if create and os.path.isdir(self.directory):
-      leftovers = [n for n in os.listdir(self.directory) if TMP_SUFFIX in n]
-      for name in leftovers + [str(s) for s in self._incomplete]:
-        shutil.rmtree(os.path.join(self.directory, name))
-      self._incomplete = []
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False)
-    self._manager = ocp.CheckpointManager(
-        self.directory, options=options, item_names=("state", "host"))
+            f"(no {COMMIT_MARKER})")
 
   def all_steps(self) -> list[int]:
     return sorted(s for s in self._manager.all_steps() if s not in self._incomplete)

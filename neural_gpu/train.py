@@ -454,6 +454,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   trainer.dp.check_batch_size(config.train.batch_size)
   if trainer.dp.is_primary:  # one writer per run
     workdir_lib.save_config(config, workdir)
-  trainer.run()
+  state = trainer.run()
   best = config.train.get("early_stopping_patience", 0) > 0
-  return eval_lib.evaluate_checkpoint(workdir, config=config, best=best)
+  # The step training ended at, named: every process evaluates the same checkpoint.
+  return eval_lib.evaluate_checkpoint(workdir, None if best else int(state.step), config=config,
+                                      best=best)
