@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from experiments.base import MODEL_DEFAULTS
 from neural_gpu import checkpoint as ckpt_lib
+from neural_gpu import models
 from neural_gpu import optimizers
 from neural_gpu import workdir as workdir_lib
 
@@ -30,9 +30,10 @@ def _plain(value):
 
 
 def _model(section: dict) -> dict:
-  """A model section with the model's defaults filled in, so that a config.json written before
-  a parameter was added to experiments/base.py still compares equal."""
-  return {**MODEL_DEFAULTS.get(section.get("name"), {}), **section}
+  """A model section with the model class's defaults filled in, so that a config.json written
+  before a parameter existed still compares equal: such a run ran with the class default (the
+  option off), which is what it is filled with."""
+  return {**models.defaults(section.get("name")), **section}
 
 
 def _optimizer_state_form(section: dict):

@@ -34,6 +34,15 @@ def register(name: str, cls) -> None:
   _REGISTRY[name] = cls
 
 
+def defaults(name: str) -> dict:
+  """Model `name`'s parameters and their defaults (the dataclass fields); {} if unknown."""
+  if name not in _REGISTRY:
+    return {}
+  return {f.name: f.default for f in dataclasses.fields(_REGISTRY[name])
+          if f.name not in ("parent", "name", "vocab_size")
+          and f.default is not dataclasses.MISSING}
+
+
 def get(name: str, vocab_size: int, **params):
   """Builds model `name`; unknown names and parameters raise a ValueError listing valid ones."""
   if name not in _REGISTRY:
@@ -47,4 +56,4 @@ def get(name: str, vocab_size: int, **params):
   return cls(vocab_size=vocab_size, **params)
 
 
-__all__ = ["ModelOutput", "get", "names", "register"]
+__all__ = ["ModelOutput", "defaults", "get", "names", "register"]
