@@ -10,6 +10,7 @@ Every refusal is a one-line `TrainingError` naming the setting and the way out.
 
 import json
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -87,19 +88,20 @@ def _form_or_none(section: dict):
     return None  # settings this code cannot build
 
 
-def check_restorable(workdir: str, init_state) -> None:
+def check_restorable(workdir: str, init_state) -> tuple[int, Any, dict] | None:
   """Restores the latest checkpoint of `workdir` (if any) into the form of `init_state()`,
   reading only, and checks that it holds finite values; raises IncompatibleRun otherwise, so
-  that a resume that cannot work fails before anything is written."""
+  that a resume that cannot work fails before anything is written. Returns (step, state, host
+  JSON dict) for the trainer to continue from (Trainer.run), or None without a checkpoint."""
   if not ckpt_lib.has_checkpoint(workdir):
-    return
+    return None
   checkpoints = ckpt_lib.Checkpointer(workdir, create=False)
   step = checkpoints.latest_step()
   try:
     if step is None:
-      return
+      return None
     try:
-      state, _ = checkpoints.restore(step, init_state())
+      state, host = checkpoints.restore(step, init_state())
     except Exception as e:  # orbax raises many types; the first line of its message says why
       reason = " ".join(str(e).split())[:200]
       raise IncompatibleRun(f"cannot resume from step {step} in {checkpoints.directory} with "
@@ -107,5 +109,6 @@ def check_restorable(workdir: str, init_state) -> None:
     if not ckpt_lib.is_finite(state):
       raise IncompatibleRun(f"checkpoint step {step} in {checkpoints.directory} holds non-finite "
                             "values; use a new --workdir")
+    return step, state, host
   finally:
     checkpoints.close()

@@ -355,14 +355,22 @@ class Trainer:
     return host.replace(best=best)
 
   # -- main loop ---------------------------------------------------------------------------
-  def run(self) -> TrainState:
+  def run(self, resumed: tuple[int, TrainState, dict] | None = None) -> TrainState:
+    """Trains to train.num_steps from the latest checkpoint (or the start); returns the state.
+
+    resumed: (step, state, host JSON) of that checkpoint as resume.check_restorable already
+    read it, so that it is not read twice; None: read here."""
     cfg = self.config
     self.dp.check_batch_size(cfg.train.batch_size)  # before anything is written
     checkpoints = ckpt_lib.Checkpointer(self.workdir, cfg.checkpoint.get("max_to_keep", 3))
-    state, host = self.init_state(), self.init_host()
-    start = checkpoints.latest_step()
-    if start is not None:
-      state, saved = checkpoints.restore(start, state)
+    host = self.init_host()
+    if resumed is None and checkpoints.latest_step() is not None:
+      start = checkpoints.latest_step()
+      resumed = (start, *checkpoints.restore(start, self.init_state()))
+    if resumed is None:
+      state = self.init_state()
+    else:
+      start, state, saved = resumed
       host = HostState.from_json(saved, host)  # entries added since then keep their defaults
       print(f"resuming from step {start} in {checkpoints.directory}", flush=True)
     start = int(state.step)
@@ -428,7 +436,8 @@ class Trainer:
           if patience:
             host = self.early_stopping(state, host, done, best_checkpoints)
           checkpoints.save(done, state, host.to_json())
-          visualize.write_curves(self.workdir)
+          if self.dp.is_primary:  # one writer per run, as for the metrics
+            visualize.write_curves(self.workdir)
           last_good = done
           if host.best.stopped:
             print(f"\nearly stopping at step {done}: no better validation error in {patience} "
@@ -450,11 +459,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
   trainer = Trainer(config, workdir)  # validates task, model and curriculum before any write
   eval_lib.check_request(trainer.task, list(config.eval.lengths), config.eval.num_examples,
                          eval_lib.hard_kinds_of(config))  # and the evaluation after training
-  resume.check_restorable(workdir, trainer.init_state)  # the resume itself, reading only
+  # The resume itself, reading only; the state read is the one training continues from.
+  resumed = resume.check_restorable(workdir, trainer.init_state)
   trainer.dp.check_batch_size(config.train.batch_size)
   if trainer.dp.is_primary:  # one writer per run
     workdir_lib.save_config(config, workdir)
-  state = trainer.run()
+  state = trainer.run(resumed)
   best = config.train.get("early_stopping_patience", 0) > 0
   # The step training ended at, named: every process evaluates the same checkpoint.
   return eval_lib.evaluate_checkpoint(workdir, None if best else int(state.step), config=config,
