@@ -16,6 +16,7 @@ import shlex
 import sys
 
 from neural_gpu import seeds as seeds_lib
+from neural_gpu import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDIES_FILE = os.path.join("results", "studies.txt")
@@ -34,7 +35,7 @@ def load_study(folder: str) -> dict:
 
   Raises ValueError when the folder holds no seeds.json (not a seed study, or never started).
   """
-  saved = seeds_lib._read_json(os.path.join(folder, seeds_lib.STUDY_NAME))
+  saved = sweep.read_json(os.path.join(folder, seeds_lib.STUDY_NAME))
   if saved is None:
     raise ValueError(f"{folder} holds no readable {seeds_lib.STUDY_NAME}; run "
                      f"`python launch.py --config=... --seeds=... --workdir={folder}` first")

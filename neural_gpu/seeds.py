@@ -69,35 +69,15 @@ def seed_dir(root: str, seed: int) -> str:
 
 
 # -- reading a seed's folder -------------------------------------------------------------------
-def _read_jsonl(path: str) -> list[dict]:
-  rows = []
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        try:
-          rows.append(json.loads(line))
-        except json.JSONDecodeError:  # blank, or cut short by a crash
-          pass
-  return rows
-
-
-def _read_json(path: str) -> dict | None:
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, json.JSONDecodeError):
-    return None
-
-
 def seed_row(workdir: str, seed: int, num_steps: int, live: sweep.Point | None = None) -> dict:
   """What one seed's folder says: status, steps, steps to learn, eval errors and wall time.
 
   live: the sweep's Point while the study runs (its status is newer than the folder's).
   """
-  metrics = _read_jsonl(workdir_lib.metrics_path(workdir))
-  launches = _read_jsonl(os.path.join(workdir, sweep.LAUNCHES_NAME))
+  metrics = sweep.read_jsonl(workdir_lib.metrics_path(workdir))
+  launches = sweep.read_jsonl(os.path.join(workdir, sweep.LAUNCHES_NAME))
   learned = next((int(m["step"]) for m in metrics if m.get("seq_err") == 0.0), None)
-  final = _read_json(workdir_lib.eval_report_path(workdir, num_steps))
+  final = sweep.read_json(workdir_lib.eval_report_path(workdir, num_steps))
   report = final or sweep._latest_eval(workdir)
   error = None
   if final is not None:
@@ -232,7 +212,7 @@ def _resolved(config_path: str) -> str:
 def check_folder(root: str, config_path: str, command_line: Mapping[str, Any]) -> None:
   """A folder holding a study of another config (file or overrides other than REVISABLE ones)
   is refused: its seeds' rows would not be comparable. Raises ValueError."""
-  old = _read_json(os.path.join(root, STUDY_NAME))
+  old = sweep.read_json(os.path.join(root, STUDY_NAME))
   if old is None:
     return
   same = lambda o: {k: v for k, v in o.items() if k not in REVISABLE}

@@ -197,19 +197,32 @@ def point_command(launcher: str, config_path: str, workdir: str, overrides: Mapp
 
 
 # -- reading a point's folder -----------------------------------------------------------------
-def _last_metrics(workdir: str) -> dict | None:
-  path = workdir_lib.metrics_path(workdir)
-  if not os.path.exists(path):
-    return None
-  last = None
-  with open(path) as f:
-    for line in f:
-      if line.strip():
+def read_jsonl(path: str) -> list[dict]:
+  """The rows of a JSON-lines file ([] if it does not exist); a blank line or one cut short by a
+  crash is skipped."""
+  rows = []
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
         try:
-          last = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a crash
+          rows.append(json.loads(line))
+        except json.JSONDecodeError:
           pass
-  return last
+  return rows
+
+
+def read_json(path: str) -> dict | None:
+  """A JSON file's content, or None when it is missing or unreadable."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return None
+
+
+def _last_metrics(workdir: str) -> dict | None:
+  rows = read_jsonl(workdir_lib.metrics_path(workdir))
+  return rows[-1] if rows else None
 
 
 def _eval_steps(workdir: str) -> list[int]:
@@ -223,11 +236,9 @@ def _eval_steps(workdir: str) -> list[int]:
 
 def _latest_eval(workdir: str) -> dict | None:
   for step in reversed(_eval_steps(workdir)):
-    try:
-      with open(workdir_lib.eval_report_path(workdir, step)) as f:
-        return json.load(f)
-    except (OSError, json.JSONDecodeError):
-      continue
+    report = read_json(workdir_lib.eval_report_path(workdir, step))
+    if report is not None:
+      return report
   return None
 
 
