@@ -116,6 +116,8 @@ def main(argv):
                    shlex.join(["python", "launch.py", *sys.argv[1:]]))
     except ValueError as e:
       fail(str(e).splitlines()[0])
+    except KeyboardInterrupt:  # Ctrl-C or kill: the running points were stopped
+      fail(f"{study} interrupted; re-run the same command to resume")
     return
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",

@@ -22,7 +22,7 @@ def get_config(arg=None):
   c.model.update(nmaps=48, dropout=0.5, input_dropout=0.5)
   c.optimizer.learning_rate = 0.01 * 48 / c.model.nmaps
   c.train.num_steps = 20000
-  c.checkpoint.every_steps = 500
+  c.checkpoint.update(every_steps=500, keep_every_steps=1000)
   c.eval.update(lengths=(41, 401, 4001), num_examples=(256, 256, 32),
                 hard_kinds="carry,propagate,zeros")
   return c

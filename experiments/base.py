@@ -140,7 +140,9 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
   if model in ("mlp", "highway_mlp"):  # one weight per position: train at the one length it has
     c.model.fixed_length = c.train.get_ref("max_length")  # follows --config.train.max_length
     c.curriculum.name = "fixed"
-  c.checkpoint = dict(every_steps=200, max_to_keep=3)
+  # keep_every_steps: checkpoints at multiples of it are never deleted (0: only the latest
+  # max_to_keep), so that milestones such as 2k, 5k, 10k steps can be evaluated afterwards.
+  c.checkpoint = dict(every_steps=200, max_to_keep=3, keep_every_steps=0)
   # hard_kinds: the task's hard test sets (e.g. "carry,propagate,zeros" for addition) to report
   # too, at the same lengths; empty: random inputs only.
   c.eval = dict(lengths=(41, 401), num_examples=(256, 64), hard_kinds="")

@@ -57,7 +57,9 @@ class Checkpointer:
   incomplete step folders and temporary folders a killed run left; without it, it only reads."""
 
   def __init__(self, workdir: str, max_to_keep: int = 3, create: bool = True,
-               subdir: str = CHECKPOINTS):
+               subdir: str = CHECKPOINTS, keep_period: int | None = None):
+    """max_to_keep: the latest steps kept; keep_period: steps that are a multiple of it are
+    kept as well, whatever max_to_keep says (milestones to evaluate later; None: none)."""
     self.directory = os.path.abspath(os.path.join(workdir, subdir))
     # Only the primary process removes anything: on several hosts another process may be
     # finishing a save there.
@@ -70,7 +72,8 @@ class Checkpointer:
       for name in leftovers + [str(s) for s in incomplete]:
         shutil.rmtree(os.path.join(self.directory, name))
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False)
+        max_to_keep=max_to_keep, keep_period=keep_period or None, create=create,
+        enable_async_checkpointing=False)
     self._manager = ocp.CheckpointManager(  # waits for every process (several hosts)
         self.directory, options=options, item_names=("state", "host"))
     # Listed after that wait, so a step the primary process has just committed counts.

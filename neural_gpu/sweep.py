@@ -40,8 +40,10 @@ import math
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -482,6 +484,11 @@ def run_points(points: list[Point], config_path: str, command_line: Mapping[str,
     print(f"[{done_count}/{len(points)}] {p.status} {p.name} ({p.seconds} s){detail}", flush=True)
     on_change()
 
+  # A `kill` (SIGTERM) of the sweep stops its points like Ctrl-C does, rather than leaving them
+  # training on without it.
+  previous = signal.getsignal(signal.SIGTERM)
+  if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _interrupt)
   try:
     queue = list(todo)
     while queue or running:
@@ -504,6 +511,13 @@ def run_points(points: list[Point], config_path: str, command_line: Mapping[str,
       _append_launch(p, t0, proc.returncode)
     on_change()
     raise
+  finally:
+    if threading.current_thread() is threading.main_thread():
+      signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+  raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run_sweep(config_path: str, config, command_line: Mapping[str, Any], root: str,

@@ -362,7 +362,8 @@ class Trainer:
     read it, so that it is not read twice; None: read here."""
     cfg = self.config
     self.dp.check_batch_size(cfg.train.batch_size)  # before anything is written
-    checkpoints = ckpt_lib.Checkpointer(self.workdir, cfg.checkpoint.get("max_to_keep", 3))
+    checkpoints = ckpt_lib.Checkpointer(self.workdir, cfg.checkpoint.max_to_keep,
+                                        keep_period=cfg.checkpoint.keep_every_steps)
     host = self.init_host()
     if resumed is None and checkpoints.latest_step() is not None:
       start = checkpoints.latest_step()
@@ -462,10 +463,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # The resume itself, reading only; the state read is the one training continues from.
   resumed = resume.check_restorable(workdir, trainer.init_state)
   trainer.dp.check_batch_size(config.train.batch_size)
-  if trainer.dp.is_primary:  # one writer per run
-    workdir_lib.save_config(config, workdir)
-  state = trainer.run(resumed)
-  best = config.train.get("early_stopping_patience", 0) > 0
-  # The step training ended at, named: every process evaluates the same checkpoint.
-  return eval_lib.evaluate_checkpoint(workdir, None if best else int(state.step), config=config,
-                                      best=best)
+  with workdir_lib.exclusive(workdir, enabled=trainer.dp.is_primary):  # one writer per run
+    if trainer.dp.is_primary:
+      workdir_lib.save_config(config, workdir)
+    state = trainer.run(resumed)
+    best = config.train.early_stopping_patience > 0
+    # The step training ended at, named: every process evaluates the same checkpoint.
+    return eval_lib.evaluate_checkpoint(workdir, None if best else int(state.step),
+                                        config=config, best=best)

@@ -8,10 +8,13 @@
   <workdir>/curves.png           the training curves (visualize.write_curves)
   <workdir>/eval/step_<N>.json   the evaluation report of checkpoint N, and step_<N>.png its plot
   <workdir>/visualize/           --mode=visualize pictures of the state over time
+  <workdir>/lock                 held (flock) by the training that writes here (exclusive)
 
 This module imports no JAX: the sweep and seed-study processes read run folders too.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 
@@ -23,11 +26,41 @@ TENSORBOARD = "tensorboard"
 CURVES = "curves.png"
 EVAL = "eval"
 VISUALIZE = "visualize"
+LOCK = "lock"
 
 
 class TrainingError(RuntimeError):
   """Training or evaluation cannot go on (non-finite loss, no checkpoint, incompatible workdir);
   the message (one line) says why and what to do."""
+
+
+@contextlib.contextmanager
+def exclusive(workdir: str, enabled: bool = True):
+  """Holds an exclusive lock on <workdir>/lock for the block, so that two trainings never write
+  one run folder (a second `launch.py` on a running workdir, or a run left behind by a killed
+  sweep). The kernel drops the lock when its process dies, however it dies. Raises TrainingError
+  (one line, nothing else written) when another process holds it. enabled=False: no lock (the
+  non-primary processes of a multi-host run, whose folder the primary one writes)."""
+  if not enabled:
+    yield
+    return
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, LOCK), "a+") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or "another process"
+      raise TrainingError(f"{workdir} is in use by a running training ({holder}); stop it or "
+                          "use another --workdir") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def config_path(workdir: str) -> str:

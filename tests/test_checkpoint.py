@@ -68,3 +68,12 @@ def test_a_folder_with_only_incomplete_steps_has_no_checkpoint(tmp_path):
   os.remove(tmp_path / "checkpoints" / "5" / "_CHECKPOINT_METADATA")
   assert not ckpt_lib.has_checkpoint(str(tmp_path))
   assert ckpt_lib.Checkpointer(str(tmp_path), create=False).latest_step() is None
+
+
+def test_keep_period_keeps_milestones_beyond_max_to_keep(tmp_path):
+  checkpoints = ckpt_lib.Checkpointer(str(tmp_path), max_to_keep=2, keep_period=4)
+  for step in range(1, 11):
+    checkpoints.save(step, {"w": jnp.full((3,), float(step))}, {"step": step})
+  assert checkpoints.all_steps() == [4, 8, 9, 10]
+  assert restored_value(checkpoints, 4) == (4.0, 4)
+  checkpoints.close()

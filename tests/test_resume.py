@@ -7,6 +7,7 @@ import pytest
 
 from experiments import tiny
 from neural_gpu import resume, train
+from neural_gpu import workdir as workdir_lib
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +80,16 @@ def test_a_checkpoint_that_does_not_restore_is_refused_before_any_write(run, tre
     resume.check_restorable(workdir, trainer.init_state)
   resume.check_restorable(workdir, train.Trainer(saved, workdir).init_state)  # the saved one fits
   assert tree_digest(workdir) == before
+
+
+def test_a_folder_a_running_training_holds_is_refused(run, tree_digest):
+  workdir, saved = run
+  config = tiny.get_config()
+  config.train.num_steps = 30
+  with workdir_lib.exclusive(workdir):  # another training writes here
+    before = tree_digest(workdir)
+    with pytest.raises(workdir_lib.TrainingError, match=r"in use by a running training \(pid "):
+      train.train_and_evaluate(config, workdir)
+    assert tree_digest(workdir) == before
+  with workdir_lib.exclusive(workdir):  # released when the holder ends
+    pass

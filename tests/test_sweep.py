@@ -235,3 +235,30 @@ def test_misuse_is_a_one_line_error(tmp_path):
                   f"--workdir={tmp_path}", "--parallel=2")
   assert result.returncode == 1 and "--parallel needs --sweep" in result.stderr
   assert not os.path.exists(os.path.join(str(tmp_path), "summary.md"))
+
+
+def test_sigterm_stops_the_running_points_too(tmp_path):
+  """`kill` of a sweep or seed study must not leave its trainings running without it."""
+  import signal
+  import threading
+  launcher = tmp_path / "sleeper.py"  # stands in for launch.py: records its pid, then waits
+  launcher.write_text("import os, sys, time\n"
+                      "d = [a for a in sys.argv if a.startswith('--workdir=')][0][10:]\n"
+                      "open(os.path.join(d, 'pid'), 'w').write(str(os.getpid()))\n"
+                      "time.sleep(120)\n")
+  point = sweep.Point(0, {"seed": 0}, str(tmp_path / "root"), 4, name="seed_0")
+  pid_file = os.path.join(point.workdir, "pid")
+
+  def kill_when_started():
+    while not os.path.exists(pid_file) or not open(pid_file).read():
+      time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  threading.Thread(target=kill_when_started, daemon=True).start()
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run_points([point], "experiments/tiny.py", {}, str(launcher), 1, lambda: None, 0.05)
+  child = int(open(pid_file).read())
+  with pytest.raises(ProcessLookupError):  # terminated and reaped
+    os.kill(child, 0)
+  assert point.status == "failed" and "interrupted" in point.error
+  assert signal.getsignal(signal.SIGTERM) is not sweep._interrupt  # handler restored
