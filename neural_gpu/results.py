@@ -57,6 +57,9 @@ def render(studies: list[tuple[str, dict]], command: str = COMMAND) -> str:
   for folder, record in studies:
     out += [f"## {record['config']} ({folder})", "", "```", record["command"], "```", ""]
     out += seeds_lib.format_table(record["rows"], record["lengths"])
+    history = seeds_lib.format_history(record["rows"], record["lengths"])
+    if history:
+      out += ["", "Every evaluation, by step (sequence error / symbol error):", ""] + history
     out.append("")
   return "\n".join(out)
 

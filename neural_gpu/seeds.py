@@ -91,16 +91,21 @@ def seed_row(workdir: str, seed: int, num_steps: int, live: sweep.Point | None =
   else:
     status = "unfinished"
   seconds = sum(float(l.get("seconds") or 0.0) for l in launches)
-  evals = {}
-  for r in (report or {}).get("results", []):
-    evals[str(r["length"])] = _errors(r)
-  for r in (report or {}).get("hard", []):
-    evals[f"{r['kind']}:{r['length']}"] = _errors(r)
+  history = [{"step": step, "eval": _report_errors(r)} for step in sweep._eval_steps(workdir)
+             if (r := sweep.read_json(workdir_lib.eval_report_path(workdir, step))) is not None]
   return {"seed": seed, "workdir": workdir, "status": status, "error": error,
           "num_steps": num_steps, "steps": int(metrics[-1]["step"]) if metrics else 0,
           "learned_at": learned, "eval_step": report.get("step") if report else None,
           "train_max_length": report.get("train_max_length") if report else None,
-          "eval": evals, "seconds": round(seconds, 1) if launches else None}
+          "eval": _report_errors(report or {}), "history": history,
+          "seconds": round(seconds, 1) if launches else None}
+
+
+def _report_errors(report: dict) -> dict:
+  """An eval report's errors keyed by column: "<length>" and "<hard kind>:<length>"."""
+  evals = {str(r["length"]): _errors(r) for r in report.get("results", [])}
+  evals.update({f"{r['kind']}:{r['length']}": _errors(r) for r in report.get("hard", [])})
+  return evals
 
 
 def _errors(r: dict) -> dict:
@@ -177,6 +182,23 @@ def format_table(rows: list[dict], lengths: Sequence[int]) -> list[str]:
   return out
 
 
+def format_history(rows: list[dict], lengths: Sequence[int]) -> list[str]:
+  """Every evaluation each seed has (eval/step_<N>.json, e.g. milestones such as 2k, 5k, 10k
+  and 20k steps), a markdown table of seed, step and the errors; [] when no seed has more than
+  its final one."""
+  if not any(len(r.get("history", ())) > 1 for r in rows):
+    return []
+  evaluated = [{"eval": h["eval"]} for r in rows for h in r["history"]]
+  columns = _columns(evaluated, lengths)
+  header = ["seed", "step"] + [_header(c, evaluated) for c in columns]
+  out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    for h in r["history"]:
+      out.append("| " + " | ".join([str(r["seed"]), str(h["step"])]
+                                   + [_cell(h["eval"].get(c)) for c in columns]) + " |")
+  return out
+
+
 # -- the study -----------------------------------------------------------------------------------
 def study_record(root: str, command: str, config_path: str, command_line: Mapping[str, Any],
                  seeds: Sequence[int], num_steps: int, lengths: Sequence[int],
@@ -200,6 +222,9 @@ def write_study(root: str, record: dict) -> None:
   os.replace(tmp, os.path.join(root, STUDY_NAME))
   lines = [f"# Seed study: {record['config']}", "", "```", record["command"], "```", ""]
   lines += format_table(record["rows"], record["lengths"])
+  history = format_history(record["rows"], record["lengths"])
+  if history:
+    lines += ["", "## Every evaluation, by step", ""] + history
   with open(os.path.join(root, TABLE_NAME), "w") as f:
     f.write("\n".join(lines) + "\n")
 

@@ -120,3 +120,18 @@ def test_study_list_file(tmp_path):
   listing = tmp_path / "studies.txt"
   listing.write_text("# comment\nruns/a\n\n  runs/b  # note\n")
   assert results.read_study_list(str(listing)) == ["runs/a", "runs/b"]
+
+
+def test_every_evaluation_by_step_is_listed(tmp_path):
+  root = str(tmp_path / "study")
+  fake_study(root)
+  record = results.load_study(root)
+  assert [h["step"] for h in record["rows"][0]["history"]] == [20, 40]
+  lines = seeds.format_history(record["rows"], record["lengths"])
+  assert lines[0].startswith("| seed | step | L=41 (256 ex.) | L=401 (64 ex.) | carry L=41")
+  assert lines[2].startswith("| 0 | 20 | 0.5 / 0.5 | - |")
+  assert lines[3].startswith("| 0 | 40 | 0 / 0 | 0.25 / 0.0125 |")
+  assert len(lines) == 4  # seeds 1 and 2 have no report
+  with open(os.path.join(root, "seed_0", "eval", "step_20.json")) as f:
+    os.remove(f.name)
+  assert seeds.format_history(results.load_study(root)["rows"], [41, 401]) == []  # final only
