@@ -4,6 +4,7 @@
   python launch.py --config=experiments/task.py:task=badd,model=neural_gpu --workdir=runs/badd_ngpu
   python launch.py --config=experiments/task.py:task=copy --workdir=runs/copy --config.train.num_steps=500
   python launch.py --mode=eval --workdir=runs/default --lengths=41,401 --num_examples=64
+  python launch.py --mode=eval --workdir=runs/badd_ref --lengths=401 --mc_dropout_samples=16
   python launch.py --mode=visualize --workdir=runs/default --length=41   # state over time
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
   python launch.py --config=experiments/badd_cpu.py --seeds=0-9 --parallel=2 --workdir=runs/badd_seeds
@@ -48,6 +49,9 @@ flags.DEFINE_list("lengths", None, "eval: lengths to test (default: the config's
 flags.DEFINE_integer("num_examples", None, "eval: examples per length (default: from config).")
 flags.DEFINE_list("hard_kinds", None, "eval: hard test sets to add, e.g. carry,zeros "
                   "(default: the config's eval.hard_kinds).")
+flags.DEFINE_integer("mc_dropout_samples", None, "eval: Monte Carlo dropout, the mean of this "
+                     "many passes with the candidate's dropout on, reported beside the usual "
+                     "deterministic pass (default: the config's eval.mc_dropout_samples; 0: off).")
 flags.DEFINE_bool("best", False, "eval, visualize: the checkpoint early stopping kept (lowest validation "
                   "error) instead of the latest.")
 flags.DEFINE_bool("sweep", False, "Run every point of the config file's sweep() in its own "
@@ -149,7 +153,8 @@ def main(argv):
       lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
       report = evaluate.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
                                             config=config, best=FLAGS.best,
-                                            hard_kinds=FLAGS.hard_kinds)
+                                            hard_kinds=FLAGS.hard_kinds,
+                                            mc_samples=FLAGS.mc_dropout_samples)
     else:
       report = train.train_and_evaluate(FLAGS.config, workdir)
   except (ValueError, train.TrainingError) as e:

@@ -145,7 +145,9 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
   c.checkpoint = dict(every_steps=200, max_to_keep=3, keep_every_steps=0)
   # hard_kinds: the task's hard test sets (e.g. "carry,propagate,zeros" for addition) to report
   # too, at the same lengths; empty: random inputs only.
-  c.eval = dict(lengths=(41, 401), num_examples=(256, 64), hard_kinds="")
+  # mc_dropout_samples: also evaluate with Monte Carlo dropout, the mean softmax of this many
+  # passes with the candidate's training dropout on (dngpu; 0: off, the deterministic pass only).
+  c.eval = dict(lengths=(41, 401), num_examples=(256, 64), hard_kinds="", mc_dropout_samples=0)
   return c
 
 

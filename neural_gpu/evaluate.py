@@ -10,6 +10,7 @@ trainer), the report written to <workdir>/eval/step_<N>.json.
 """
 
 import functools
+import inspect
 import json
 import os
 from typing import Any, NamedTuple
@@ -28,34 +29,68 @@ from neural_gpu.metrics import Progress
 from neural_gpu.models.common import NotApplicable
 
 EVAL_STREAM = 1  # fold_in tag that separates test data from training data (stream 0).
+MC_DROPOUT_STREAM = 5  # fold_in tag of the Monte Carlo dropout masks at evaluation
 MAX_CELLS_PER_BATCH = 1 << 16  # batch * length bound: long lengths go in small batches
 
 
-def make_error_fn(model, out_sharding=None):
-  """jit'd (variables, inputs, targets, lengths) -> per-example (any wrong?, wrong count).
+def check_mc_dropout(model, mc_samples: int) -> None:
+  """ValueError (one line) unless `model` can run Monte Carlo dropout when mc_samples > 0."""
+  if mc_samples < 0:
+    raise ValueError(f"eval.mc_dropout_samples must be >= 0, got {mc_samples}")
+  if not mc_samples:
+    return
+  if "mc_dropout" not in inspect.signature(type(model).__call__).parameters:
+    raise ValueError(f"eval.mc_dropout_samples={mc_samples} needs a model with candidate "
+                     f"dropout (dngpu); {type(model).__name__} has none: set it to 0")
+  if not getattr(model, "dropout", 0.0):
+    raise ValueError(f"eval.mc_dropout_samples={mc_samples}: the model was trained without "
+                     "dropout (model.dropout=0), so there is nothing to sample; set it to 0")
+
+
+def make_error_fn(model, out_sharding=None, mc_samples: int = 0):
+  """jit'd (variables, inputs, targets, lengths, key=None) -> per-example (any wrong?, wrong count).
 
   inputs, targets (B, L) int32, lengths (B,) int32; returns bool (B,) and int32 (B,), placed by
   out_sharding (sharding.DataParallel.replicated, so every host can read them; None: XLA's
   choice).
+
+  mc_samples > 0: Monte Carlo dropout (Gal & Ghahramani 2016). The prediction is the argmax of
+  the mean softmax over that many passes with the candidate's training dropout on, pass i with
+  key fold_in(key, i). A model trained with heavy dropout (the DNGPU reference's 0.5 for badd)
+  can compute a rule that its deterministic pass (dropout off, the usual inference) does not:
+  see RESULTS.md. 0: the deterministic pass. Raises ValueError (check_mc_dropout).
   """
+  check_mc_dropout(model, mc_samples)
+
+  def probabilities(variables, inputs, lengths, key, i):
+    out = model.apply(variables, inputs, lengths, train=False, mc_dropout=True,
+                      rngs={"dropout": jax.random.fold_in(key, i)})
+    return jax.nn.softmax(out.logits)
 
   @functools.partial(jax.jit, out_shardings=out_sharding)
-  def errors(variables, inputs, targets, lengths):
-    out = model.apply(variables, inputs, lengths, train=False)
+  def errors(variables, inputs, targets, lengths, key=None):
+    if mc_samples:  # argmax of the summed probabilities = argmax of their mean
+      scores = jax.lax.fori_loop(
+          1, mc_samples, lambda i, total: total + probabilities(variables, inputs, lengths, key, i),
+          probabilities(variables, inputs, lengths, key, 0))
+    else:
+      scores = model.apply(variables, inputs, lengths, train=False).logits
     real = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]
-    wrong = losses.wrong_positions(out.logits, targets, real)
+    wrong = losses.wrong_positions(scores, targets, real)
     return jnp.any(wrong, axis=1), jnp.sum(wrong, axis=1)
 
   return errors
 
 
-def count_errors(error_fn, variables, inputs, targets, lengths, dp=None, min_rows: int = 0):
+def count_errors(error_fn, variables, inputs, targets, lengths, dp=None, min_rows: int = 0,
+                 key=None):
   """error_fn on one batch, its examples split over dp's devices (sharding.DataParallel).
 
   inputs, targets (B, L), lengths (B,) numpy int32. The batch is padded to at least min_rows
   and to a multiple of the device count with copies of its first row, which are dropped from the
-  result, so the examples and the counts are those of a 1-device evaluation. Returns numpy (any
-  wrong? bool (B,), wrong count int (B,)).
+  result, so the examples and the counts are those of a 1-device evaluation (deterministic
+  inference; Monte Carlo dropout masks depend on the padded batch). key: the dropout key of a
+  Monte Carlo dropout error_fn. Returns numpy (any wrong? bool (B,), wrong count int (B,)).
   """
   rows = len(lengths)
   arrays = tuple(np.asarray(a) for a in (inputs, targets, lengths))
@@ -64,7 +99,7 @@ def count_errors(error_fn, variables, inputs, targets, lengths, dp=None, min_row
     if pad:
       arrays = tuple(np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) for a in arrays)
     arrays = dp.shard(arrays)
-  any_wrong, num_wrong = jax.device_get(error_fn(variables, *arrays))
+  any_wrong, num_wrong = jax.device_get(error_fn(variables, *arrays, key))
   return np.asarray(any_wrong)[:rows], np.asarray(num_wrong)[:rows]
 
 
@@ -108,7 +143,7 @@ def eval_batch(task, seed: int, stream: int, length: int, index: int, batch: int
 
 def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
                      error_fn=None, progress: bool = True, stream: int = EVAL_STREAM,
-                     kind: str | None = None, dp=None) -> list[dict]:
+                     kind: str | None = None, dp=None, mc_samples: int = 0) -> list[dict]:
   """Returns one result dict per length, in the order given.
 
   num_examples: an int for every length, or one int per length.
@@ -119,9 +154,12 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
   runs up to one batch of batch_size_for's size per device (the 1-device memory bound), made of
   consecutive batches as one device draws them, so the examples, and the results, do not depend
   on the device count.
+  mc_samples: Monte Carlo dropout passes (make_error_fn; error_fn, if given, must be made with
+  the same count); the masks of batch i at a length come from the seed, so a rerun repeats them.
   """
   counts = check_request(task, lengths, num_examples, [kind] if kind else [])
-  error_fn = error_fn or make_error_fn(model)
+  error_fn = error_fn or make_error_fn(model, mc_samples=mc_samples)
+  kind_id = 0 if kind is None else 1 + task.hard_kinds.index(kind)
   results = []
   for length, count in zip(lengths, counts):
     batch = batch_size_for(length, count)
@@ -136,9 +174,13 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
                  for i in range(first, min(first + group, num_batches))]
         take = min(len(parts) * batch, count - first * batch)  # rows past `count` do not count
         lens = np.full((len(parts) * batch,), length, np.int32)
+        key = (jax.random.wrap_key_data(np.asarray(
+            data_seed(seed, MC_DROPOUT_STREAM, length, first, kind_id), np.uint32))
+               if mc_samples else None)
         any_wrong, num_wrong = count_errors(  # min_rows: one shape, so one compile per length
             error_fn, variables, np.concatenate([p.inputs for p in parts]),
-            np.concatenate([p.targets for p in parts]), lens, dp, min_rows=group * batch)
+            np.concatenate([p.targets for p in parts]), lens, dp, min_rows=group * batch,
+            key=key)
         seq_wrong += int(any_wrong[:take].sum())
         sym_wrong += int(num_wrong[:take].sum())
         if bar:
@@ -171,11 +213,16 @@ def write_report(workdir: str, report: dict) -> dict:
       old = json.load(f)
   except (OSError, ValueError):
     old = {}
-  report = {**report, "results": _merge(old.get("results", []), report["results"],
-                                        lambda r: r["length"])}
-  hard = _merge(old.get("hard", []), report.get("hard", []), lambda r: (r["kind"], r["length"]))
-  if hard:
-    report["hard"] = hard
+  if old.get("mc_dropout_samples") != report.get("mc_dropout_samples", old.get(
+      "mc_dropout_samples")):  # other Monte Carlo sample counts: not merged, replaced
+    old = {k: v for k, v in old.items() if not k.startswith("mc_")}
+  report = {**{k: v for k, v in old.items() if k.startswith("mc_")}, **report}
+  for name, key in (("results", lambda r: r["length"]), ("hard", lambda r: (r["kind"], r["length"])),
+                    ("mc_results", lambda r: r["length"]),
+                    ("mc_hard", lambda r: (r["kind"], r["length"]))):
+    merged = _merge(old.get(name, []), report.get(name, []), key)
+    if merged or name == "results":
+      report[name] = merged
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(report, f, indent=1)
@@ -234,20 +281,25 @@ def hard_kinds_of(config) -> list[str]:
 
 def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
                         config=None, progress: bool = True, best: bool = False,
-                        hard_kinds=None) -> dict:
+                        hard_kinds=None, mc_samples: int | None = None) -> dict:
   """Evaluates checkpoint `step` of `workdir` (latest unless given; with `best`, the one early
   stopping kept) and writes the report to <workdir>/eval/step_<N>.json (merged with one there).
 
   config: default the run's config.json. lengths: default config.eval.lengths; num_examples:
   one int, or one per length (default config.eval.num_examples, or its largest count when
   `lengths` differ from the config's). hard_kinds (default: config.eval.hard_kinds) adds the
-  task's hard test sets at the same lengths, under the report's "hard" key. Returns the report
-  {"step", "task", "model", "train_max_length", "results": [per length], "hard"?}. Raises
-  ValueError or workdir.TrainingError (one line) before any work on a bad request.
+  task's hard test sets at the same lengths, under the report's "hard" key. mc_samples (default:
+  config.eval.mc_dropout_samples) > 0 evaluates the same examples again with Monte Carlo
+  dropout (make_error_fn), under "mc_results" and "mc_hard", with "mc_dropout_samples". Returns
+  the report {"step", "task", "model", "train_max_length", "results": [per length], "hard"?,
+  ...}. Raises ValueError or workdir.TrainingError (one line) before any work on a bad request.
   """
   config = config or workdir_lib.load_config(workdir)
   hard_kinds = hard_kinds_of(config) if hard_kinds is None else hard_kinds
+  if mc_samples is None:  # an older config.json has no such field: off
+    mc_samples = config.eval.get("mc_dropout_samples", 0)
   run = restore_checkpoint(config, workdir, step, best)
+  check_mc_dropout(run.model, mc_samples)
   lengths = list(lengths or config.eval.lengths)
   if num_examples is None:
     num_examples = config.eval.num_examples
@@ -264,6 +316,14 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
             "train_max_length": run.max_length, "results": evaluate()}
   if hard_kinds:
     report["hard"] = [{"kind": kind, **r} for kind in hard_kinds for r in evaluate(kind=kind)]
+  if mc_samples:
+    mc = functools.partial(evaluate_lengths, run.model, variables, run.task, lengths,
+                           num_examples, config.seed,
+                           make_error_fn(run.model, run.dp.replicated, mc_samples), progress,
+                           dp=run.dp, mc_samples=mc_samples)
+    report.update(mc_dropout_samples=mc_samples, mc_results=mc())
+    if hard_kinds:
+      report["mc_hard"] = [{"kind": kind, **r} for kind in hard_kinds for r in mc(kind=kind)]
   return write_report(workdir, report)
 
 
@@ -311,4 +371,10 @@ def format_table(report: dict) -> str:
   if report.get("hard"):
     lines += ["hard test sets:", f"{'kind':>10} {columns}"]
     lines += [_table_row(r, f"{r['kind']:>10} ") for r in report["hard"]]
+  if report.get("mc_results"):
+    lines += [f"Monte Carlo dropout, mean of {report['mc_dropout_samples']} passes:", columns]
+    lines += [_table_row(r) for r in report["mc_results"]]
+  if report.get("mc_hard"):
+    lines += ["hard test sets, Monte Carlo dropout:", f"{'kind':>10} {columns}"]
+    lines += [_table_row(r, f"{r['kind']:>10} ") for r in report["mc_hard"]]
   return "\n".join(lines)

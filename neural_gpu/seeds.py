@@ -102,9 +102,13 @@ def seed_row(workdir: str, seed: int, num_steps: int, live: sweep.Point | None =
 
 
 def _report_errors(report: dict) -> dict:
-  """An eval report's errors keyed by column: "<length>" and "<hard kind>:<length>"."""
+  """An eval report's errors keyed by column: "<length>", "<hard kind>:<length>", and with
+  Monte Carlo dropout over K passes "mcK:<length>" and "<hard kind> mcK:<length>"."""
   evals = {str(r["length"]): _errors(r) for r in report.get("results", [])}
   evals.update({f"{r['kind']}:{r['length']}": _errors(r) for r in report.get("hard", [])})
+  mc = f"mc{report.get('mc_dropout_samples')}"
+  evals.update({f"{mc}:{r['length']}": _errors(r) for r in report.get("mc_results", [])})
+  evals.update({f"{r['kind']} {mc}:{r['length']}": _errors(r) for r in report.get("mc_hard", [])})
   return evals
 
 
@@ -117,12 +121,12 @@ def _errors(r: dict) -> dict:
 
 # -- the table -----------------------------------------------------------------------------------
 def _columns(rows: list[dict], lengths: Sequence[int]) -> list[str]:
-  """Eval columns: the config's lengths and any other length a report has, then the hard sets
-  (kind:length) in the order kind, length."""
+  """Eval columns: the config's lengths and any other length a report has, then Monte Carlo
+  dropout ones (mcK:length), the hard sets (kind:length) and theirs, each by kind, length."""
   plain = sorted({int(l) for l in lengths} | {int(k) for r in rows for k in r["eval"]
                                               if ":" not in k})
   hard = sorted({tuple(k.split(":")) for r in rows for k in r["eval"] if ":" in k},
-                key=lambda kl: (kl[0], int(kl[1])))
+                key=lambda kl: (not kl[0].startswith("mc"), " mc" in kl[0], kl[0], int(kl[1])))
   return [str(l) for l in plain] + [f"{kind}:{l}" for kind, l in hard]
 
 

@@ -147,3 +147,57 @@ def test_evaluate_checkpoint_restores_from_the_config_alone(tmp_path, monkeypatc
     evaluate.restore_checkpoint(config, str(tmp_path), step=3)
   with pytest.raises(workdir.TrainingError, match="no checkpoint in"):
     evaluate.restore_checkpoint(config, str(tmp_path), best=True)
+
+
+def test_mc_dropout_is_the_argmax_of_the_mean_softmax_of_dropout_passes():
+  """eval.mc_dropout_samples: K passes with the candidate's dropout, pass i keyed
+  fold_in(key, i); the prediction is the argmax of their mean softmax."""
+  from neural_gpu.models import dngpu
+  task = tasks.get("badd")
+  model = dngpu.DNGPU(task.vocab_size, nmaps=6, dropout=0.5, input_dropout=0.5)
+  data = task.sample(3, 16, 9)
+  lengths = jnp.full((16,), 9, jnp.int32)
+  variables = model.init(jax.random.key(0), data.inputs, lengths)
+  key = jax.random.key(7)
+  probs = [jax.nn.softmax(model.apply(variables, data.inputs, lengths, mc_dropout=True,
+                                      rngs={"dropout": jax.random.fold_in(key, i)}).logits)
+           for i in range(3)]
+  assert not np.allclose(probs[0], probs[1])  # the passes differ: dropout is on
+  for k in (1, 3):
+    wrong = np.asarray(jnp.argmax(sum(probs[:k]) / k, -1)) != data.targets
+    any_wrong, num_wrong = evaluate.make_error_fn(model, mc_samples=k)(
+        variables, data.inputs, data.targets, lengths, key)
+    np.testing.assert_array_equal(any_wrong, wrong.any(1))
+    np.testing.assert_array_equal(num_wrong, wrong.sum(1))
+  deterministic = model.apply(variables, data.inputs, lengths).logits  # the input read whole:
+  no_cand_dropout = model.clone(dropout=0.0).apply(variables, data.inputs, lengths,
+                                                   mc_dropout=True, rngs={"dropout": key})
+  np.testing.assert_array_equal(deterministic, no_cand_dropout.logits)
+
+
+def test_mc_dropout_needs_a_model_trained_with_dropout():
+  from neural_gpu.models import dngpu
+  evaluate.check_mc_dropout(object(), 0)  # off: any model
+  with pytest.raises(ValueError, match="trained without dropout"):
+    evaluate.make_error_fn(dngpu.DNGPU(4, nmaps=6), mc_samples=4)
+  with pytest.raises(ValueError, match="needs a model with candidate dropout"):
+    evaluate.make_error_fn(Oracle({}, 4), mc_samples=4)
+  with pytest.raises(ValueError, match=">= 0"):
+    evaluate.check_mc_dropout(dngpu.DNGPU(4, nmaps=6, dropout=0.5), -1)
+
+
+def test_mc_dropout_report_is_kept_beside_the_deterministic_one(tmp_path):
+  base = {"step": 5, "task": "badd", "model": "dngpu", "train_max_length": 41}
+  row = lambda length, err: {"length": length, "num_examples": 8, "sequence_error": err,
+                             "symbol_error": err / 10}
+  evaluate.write_report(str(tmp_path), {**base, "results": [row(41, 0.5)],
+                                        "mc_dropout_samples": 8, "mc_results": [row(41, 0.0)]})
+  report = evaluate.write_report(str(tmp_path), {**base, "results": [row(101, 1.0)]})
+  assert [r["length"] for r in report["results"]] == [41, 101]  # merged
+  assert report["mc_dropout_samples"] == 8 and report["mc_results"] == [row(41, 0.0)]  # kept
+  report = evaluate.write_report(str(tmp_path), {**base, "results": [row(41, 0.5)],
+                                                 "mc_dropout_samples": 4,
+                                                 "mc_results": [row(101, 0.25)]})
+  assert report["mc_dropout_samples"] == 4 and report["mc_results"] == [row(101, 0.25)]
+  text = evaluate.format_table(report)
+  assert "Monte Carlo dropout, mean of 4 passes:" in text and "0.2500" in text

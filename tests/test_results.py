@@ -135,3 +135,21 @@ def test_every_evaluation_by_step_is_listed(tmp_path):
   with open(os.path.join(root, "seed_0", "eval", "step_20.json")) as f:
     os.remove(f.name)
   assert seeds.format_history(results.load_study(root)["rows"], [41, 401]) == []  # final only
+
+
+def test_mc_dropout_columns_follow_the_plain_ones(tmp_path):
+  root = str(tmp_path / "study")
+  fake_study(root)
+  path = os.path.join(root, "seed_0", "eval", "step_40.json")
+  with open(path) as f:
+    report = json.load(f)
+  report.update(mc_dropout_samples=16, mc_results=[result(401, 0.0, 0.0, 64)],
+                mc_hard=[result(401, 0.0, 0.0, 64, "carry")])
+  write_json(path, report)
+  lines = seeds.format_table(results.load_study(root)["rows"], [41, 401])
+  assert lines[0] == ("| seed | status | steps | learned at | L=41 (256 ex.) | L=401 (64 ex.) | "
+                      "mc16 L=401 (64 ex.) | carry L=41 (256 ex.) | carry L=401 (64 ex.) | "
+                      "zeros L=41 (256 ex.) | zeros L=401 (64 ex.) | carry mc16 L=401 (64 ex.) | "
+                      "wall (min) |")
+  assert lines[2].startswith("| 0 | ok | 40/40 | 20 | 0 / 0 | 0.25 / 0.0125 | 0 / 0 | 0 / 0 |")
+  assert "mc16 L=401: 1 of 3" in lines[-1]

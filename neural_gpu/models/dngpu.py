@@ -63,8 +63,13 @@ class DNGPU(nn.Module):
 
   @nn.compact
   def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False,
-               trace: bool = False):
-    """trace: also return every step's state and its readout (ModelOutput.trace)."""
+               trace: bool = False, mc_dropout: bool = False):
+    """trace: also return every step's state and its readout (ModelOutput.trace).
+
+    mc_dropout: at inference (train=False), keep the candidate's dropout on (needs a "dropout"
+    rng), so that several passes can be averaged: Monte Carlo dropout (Gal & Ghahramani 2016),
+    evaluate.py's eval.mc_dropout_samples. The input is read whole and every example runs its
+    own length, as in deterministic inference."""
     batch, width = inputs.shape
     m = self.nmaps
     # Glorot-uniform as in the reference: a large input scale would saturate htanh at once.
@@ -86,7 +91,7 @@ class DNGPU(nn.Module):
     input_sat = jnp.sum(jax.nn.relu(jnp.abs(input_pre) - SATURATION_LIMIT) * mask
                         * lengths[:, None, None].astype(state.dtype))
     gate_offset = jnp.concatenate([jnp.full((m,), 0.5), jnp.full((m,), 0.7)]).astype(state.dtype)
-    use_dropout = train and self.dropout > 0.0
+    use_dropout = (train or mc_dropout) and self.dropout > 0.0
     dropout_key = self.make_rng("dropout") if use_dropout else None
     steps, extra_iters = lengths, 0
     if train and self.bin_steps:
