@@ -124,6 +124,8 @@ def main(argv):
       fail(f"{study} interrupted; re-run the same command to resume")
     return
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  from neural_gpu import cpu_tuning
+  cpu_tuning.tune_malloc()  # before JAX starts its threads (they pick malloc arenas then)
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                         os.path.join(os.path.expanduser("~"), ".cache", "neural_gpu_jax"))
   import jax  # after the environment is set, so the persistent compilation cache applies

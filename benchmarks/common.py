@@ -168,7 +168,7 @@ def add_process_args(parser) -> None:
   """Flags every benchmark takes for the process set-up (see `setup_process`)."""
   parser.add_argument("--malloc_tuning", type=int, default=1,
                       help="0: NEURAL_GPU_MALLOC_TUNING=0, i.e. no "
-                      "neural_gpu.cpu_tuning.tune_malloc() (which importing the models applies)")
+                      "neural_gpu.cpu_tuning.tune_malloc() (which launch.py applies too)")
   parser.add_argument("--xla_flags", default="", help="appended to XLA_FLAGS")
 
 

@@ -2,11 +2,12 @@
 
   cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/compare.py \
       --model=neural_gpu --nmaps=24 --length=41 --batch_size=32 \
-      --variant=autodiff:custom_vjp=False --variant=custom_vjp:custom_vjp=True
+      --variant=autodiff:loop=autodiff --variant=custom_vjp
 
 Each variant is `label:field=value,field=value`: model fields, `train.field=value` (another
-config section), or `xla.option=value` (an XLA debug option for that variant's compile only,
-e.g. `xla.xla_cpu_experimental_ynn_fusion_type=`). Every variant's
+config section), `xla.option=value` (an XLA debug option for that variant's compile only,
+e.g. `xla.xla_cpu_experimental_ynn_fusion_type=`), or `loop=autodiff` (the models' time loops
+differentiated by plain autodiff through lax.scan, tests/oracles.py). Every variant's
 `Trainer.train_step` is compiled first; then each round runs one step of every variant (the
 order rotates from round to round), each followed by the roofline matmul. On a machine shared
 with other jobs this is the fairest comparison available: all variants see the same load.
@@ -17,6 +18,7 @@ wall clock. Last line: one JSON object.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -47,29 +49,33 @@ def main(argv=None):
   import jax
   from experiments import base
   from neural_gpu import train
+  from tests import oracles
 
   runs = []
   for spec in args.variant:
     label, _, fields = spec.partition(":")
     config = base.get_config(task=args.task, model=args.model)
     config.model.nmaps = args.nmaps
-    compiler_options = {}
+    compiler_options, autodiff = {}, False
     for item in filter(None, fields.split(",")):
       if item.startswith("xla."):  # an XLA option for this variant's compile only
         key, value = item[4:].split("=", 1)
         compiler_options[key] = value
+      elif item == "loop=autodiff":
+        autodiff = True
       else:
         set_field(config, item)
     config.train.batch_size = args.batch_size
     config.train.max_length = args.length
     if args.curriculum == "fixed":
-      config.curriculum = dict(name="fixed", every_steps=200)
+      config.curriculum.name = "fixed"
     trainer = train.Trainer(config, tempfile.mkdtemp(prefix="bench_compare_"))
     state, host = trainer.init_state(), trainer.init_host()
     hyper = trainer.hyper(host)
     batches = trainer.batches(0, host)
     t0 = time.perf_counter()
-    compiled = trainer.train_step.lower(state, batches, hyper).compile(compiler_options)
+    with oracles.autodiff_loops() if autodiff else contextlib.nullcontext():
+      compiled = trainer.train_step.lower(state, batches, hyper).compile(compiler_options)
     compile_seconds = time.perf_counter() - t0
     state, metrics = compiled(state, batches, hyper)  # warm-up
     jax.block_until_ready(state)

@@ -29,6 +29,9 @@ REPO = os.path.dirname(HERE)
 def child(args) -> dict:
   import logging
   import re
+  sys.path.insert(0, REPO)
+  from neural_gpu import cpu_tuning
+  cpu_tuning.tune_malloc()  # as launch.py
   os.environ["JAX_COMPILATION_CACHE_DIR"] = args.cache  # as launch.py, before JAX
   import jax
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -43,7 +46,6 @@ def child(args) -> dict:
 
   logging.getLogger("jax").addHandler(Collect())
   logging.getLogger("jax").propagate = False  # keep stderr quiet
-  sys.path.insert(0, REPO)
   from ml_collections import config_flags  # noqa: F401  (launch.py imports it too)
   from benchmarks.train_step import set_field
   from neural_gpu import train

@@ -16,6 +16,7 @@ FLOPs are counted analytically (benchmarks/common.py): forward + backward = 3x f
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -55,6 +56,9 @@ def main(argv=None):
   p.add_argument("--steps", type=int, default=7, help="timed steps (median reported)")
   p.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling")
   p.add_argument("--remat", action="store_true", help="model.remat=True (rematerialized scan)")
+  p.add_argument("--autodiff", action="store_true",
+                 help="the models' time loops differentiated by plain autodiff through lax.scan "
+                 "(tests/oracles.py) instead of their custom VJPs")
   p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                  help="extra model field, e.g. --set=conv_impl=conv, or train.FIELD=VALUE "
                  "(e.g. --set=train.shorter_fraction=0) (repeatable)")
@@ -74,6 +78,7 @@ def main(argv=None):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   from experiments import base
   from neural_gpu import train
+  from tests import oracles
 
   config = base.get_config(task=args.task, model=args.model)
   config.model.nmaps = args.nmaps
@@ -85,7 +90,7 @@ def main(argv=None):
   config.train.max_length = args.length
   config.train.num_devices = args.num_devices
   if args.curriculum == "fixed":
-    config.curriculum = dict(name="fixed", every_steps=200)
+    config.curriculum.name = "fixed"
 
   workdir = tempfile.mkdtemp(prefix="bench_train_step_")
   trainer = train.Trainer(config, workdir)
@@ -96,7 +101,8 @@ def main(argv=None):
   all_batches = [trainer.dp.shard(trainer.batches(i, host)) for i in range(max(total, 1))]
 
   t0 = time.perf_counter()
-  lowered = trainer.train_step.lower(state, all_batches[0], hyper)
+  with oracles.autodiff_loops() if args.autodiff else contextlib.nullcontext():
+    lowered = trainer.train_step.lower(state, all_batches[0], hyper)
   compiled = lowered.compile()
   compile_seconds = time.perf_counter() - t0
   memory = {}
@@ -138,6 +144,7 @@ def main(argv=None):
       "batch_size": args.batch_size,
       "num_devices": trainer.dp.num_devices,
       "model_fields": {k: v for k, v in config.model.items() if k != "name"},
+      "autodiff": args.autodiff,
       "step_seconds": round(step_seconds, 4),
       "step_seconds_all": [round(t, 4) for t in times],
       "examples_per_second": round(examples / step_seconds, 2),

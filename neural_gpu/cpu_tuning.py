@@ -9,7 +9,8 @@ memory in the process (one arena, no mmap for large blocks, no trimming), so lat
 it. The cost: the process keeps its peak heap (RSS does not shrink after a step).
 
 Call it early, before JAX starts its CPU client (its threads pick their malloc arenas when they
-first allocate). Importing `neural_gpu.models` (hence the trainer and launch.py) calls it.
+first allocate). The entry points call it at start-up, before any JAX computation (launch.py,
+the benchmarks through common.setup_process, tests/conftest.py); importing the package does not.
 BENCHMARKS.md has the figures. NEURAL_GPU_MALLOC_TUNING=0 in the environment turns it off.
 """
 

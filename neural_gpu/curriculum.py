@@ -83,7 +83,7 @@ class NGPU(Curriculum):
     return {"length": self._start()}
 
   def _start(self) -> int:
-    return self._snap(min(self.config.get("start_length", 6), self.max_length))
+    return self._snap(min(self.config.start_length, self.max_length))
 
   def _snap(self, length: int, task=None) -> int:
     """The largest length <= `length` valid for `task` (default: the curriculum's task), never
@@ -92,7 +92,7 @@ class NGPU(Curriculum):
     return task.nearest_valid_length(max(length, task.valid_lengths(self.max_length)[0]))
 
   def _draw_length(self, cur: int, rng, task=None) -> int:
-    low = self.config.get("min_length", 3)
+    low = self.config.min_length
     draw = lambda hi: int(rng.integers(min(low, hi), hi + 1))
     length = draw(cur)
     if rng.random() < 0.6:
@@ -102,7 +102,7 @@ class NGPU(Curriculum):
     return self._snap(length, task)
 
   def _next(self, cur: int, error: float, task=None) -> int:
-    if error >= self.config.get("threshold", 0.15) or cur >= self.max_length:
+    if error >= self.config.threshold or cur >= self.max_length:
       return cur
     return [l for l in (task or self.task).valid_lengths(self.max_length) if l > cur][0]
 
@@ -137,7 +137,7 @@ class Chain(NGPU):
     self.max_length = common[-1]
 
   def init_state(self):
-    return {"lengths": [self._snap(min(self.config.get("start_length", 6), self.max_length), t)
+    return {"lengths": [self._snap(min(self.config.start_length, self.max_length), t)
                         for t in self.task.subtasks],
             "solved": [False] * len(self.task.subtasks)}
 
@@ -163,7 +163,7 @@ class Chain(NGPU):
     state = {"lengths": list(state["lengths"]), "solved": list(state["solved"])}
     advanced = False
     for (i, cur), error in zip(self.probes(state), errors):
-      if cur >= self.max_length and error < self.config.get("threshold", 0.15):
+      if cur >= self.max_length and error < self.config.threshold:
         state["solved"][i] = advanced = True
       new = self._next(cur, error, self.task.subtasks[i])
       advanced |= new != cur
@@ -181,9 +181,9 @@ class AllBins(Curriculum):
   name = "all_bins"
 
   def _bins(self):
-    bins = self.config.get("bins", (8, 12, 16, 20, 25, 28, 31, 36, 41))
+    bins = self.config.bins
     first = self.task.valid_lengths(self.max_length)[0]
-    if self.config.get("mixed_bins", False):
+    if self.config.mixed_bins:
       return sorted({b for b in bins if first <= b < self.max_length} | {self.max_length})
     snapped = {self.task.nearest_valid_length(min(b, self.max_length))
                for b in bins if b >= first}
@@ -196,7 +196,7 @@ class AllBins(Curriculum):
     return self._bins()
 
   def mix(self, width):
-    if not self.config.get("mixed_bins", False):
+    if not self.config.mixed_bins:
       return [width]
     bins = self._bins()
     below = max([b for b in bins if b < width], default=0)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neural_gpu import losses, optimizers, train
+from neural_gpu import optimizers, train
 from neural_gpu import state as state_lib
 
 
@@ -32,8 +32,7 @@ def gradient_check(config, length: int = 5, batch_size: int = 2, eps: float = 1e
     @jax.jit
     def loss(p):
       out = model.apply({"params": p, **model_state}, data.inputs, lengths, train=False)
-      value, _, _ = train.masked_loss(out.logits, data.targets, lengths,
-                                      config.train.get("loss", losses.DEFAULT))
+      value, _, _ = train.masked_loss(out.logits, data.targets, lengths, config.train.loss)
       return value
 
     grads = jax.grad(loss)(params)

@@ -276,7 +276,7 @@ def restore_checkpoint(config, workdir: str, step: int | None = None, best: bool
 
 def hard_kinds_of(config) -> list[str]:
   """The hard test sets config.eval.hard_kinds names (comma-separated; empty: none)."""
-  return [k for k in config.eval.get("hard_kinds", "").split(",") if k]  # older config.json: none
+  return [k for k in config.eval.hard_kinds.split(",") if k]
 
 
 def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
@@ -296,8 +296,8 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   """
   config = config or workdir_lib.load_config(workdir)
   hard_kinds = hard_kinds_of(config) if hard_kinds is None else hard_kinds
-  if mc_samples is None:  # an older config.json has no such field: off
-    mc_samples = config.eval.get("mc_dropout_samples", 0)
+  if mc_samples is None:
+    mc_samples = config.eval.mc_dropout_samples
   run = restore_checkpoint(config, workdir, step, best)
   check_mc_dropout(run.model, mc_samples)
   lengths = list(lengths or config.eval.lengths)

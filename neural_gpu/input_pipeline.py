@@ -129,11 +129,11 @@ class InputPipeline:
     self.buckets, self.hard_kinds = buckets, hard_kinds
     train = config.train
     self.batch_size = train.batch_size
-    self.pool_size = train.get("pool_size", 0)
+    self.pool_size = train.pool_size
     if self.pool_size and curriculum.name != "all_bins":
       raise ValueError(f"train.pool_size={self.pool_size} needs curriculum.name=all_bins "
                        f"(got {curriculum.name}); set train.pool_size=0 for fresh examples")
-    if self.pool_size and train.get("hard_fraction", 0.0):
+    if self.pool_size and train.hard_fraction:
       raise ValueError("train.pool_size > 0 cannot mix in hard examples; set "
                        "train.hard_fraction=0 or train.pool_size=0")
     self._pools = None  # built on first use: a few seconds that validation should not pay
@@ -142,20 +142,20 @@ class InputPipeline:
   # -- a step's batches ------------------------------------------------------------------
   def batches(self, step: int, curriculum_state) -> tuple[Batch, ...]:
     """One Batch per curriculum draw of `step`."""
-    if self.config.train.get("overfit_one_batch", False):
+    if self.config.train.overfit_one_batch:
       step = 0  # the lecture's sanity check: a model must be able to memorize one batch
     rng = np.random.default_rng(data_seed(self.config.seed, TRAIN_STREAM, step))
     if self.pool_size:
       return tuple(self._from_pool(width, step) for _, width in
                    self.curriculum.draws(curriculum_state, rng))
-    hard = step >= self.config.train.get("hard_start_step", 0)
+    hard = step >= self.config.train.hard_start_step
     return tuple(self.fresh_batch(index, tuple(rng.integers(0, 2**31, 2)), width, hard)
                  for index, width in self.curriculum.draws(curriculum_state, rng))
 
   def _from_pool(self, width: int, step: int) -> Batch:
     if self._pools is None:
       self._pools = build_pools(self.subtasks[0], self.curriculum, self.config.seed,
-                                self.pool_size, self.config.train.get("shorter_fraction", 0.0),
+                                self.pool_size, self.config.train.shorter_fraction,
                                 self.buckets)
     pool = self._pools[width]
     size = len(pool.lengths)
@@ -193,14 +193,14 @@ class InputPipeline:
     rng = np.random.default_rng((*seed, 1 << 16))
     if len(mix) > 1:
       lens = rng.choice(mix, size=batch).astype(np.int32)
-    num_short = int(round(self.config.train.get("shorter_fraction", 0.0) * batch))
+    num_short = int(round(self.config.train.shorter_fraction * batch))
     shorter = task.valid_lengths(min(mix) - 1) if num_short else []
     if shorter:
       lens[:num_short] = rng.choice(shorter, size=num_short)
     for row in np.flatnonzero(lens < length):  # one sample call per row: the seeds stay those
       extra = task.sample((*seed, (1 << 16) + row + 1), 1, int(lens[row]))  # of earlier runs
       inputs[row], targets[row] = pad_to(extra.inputs, length)[0], pad_to(extra.targets, length)[0]
-    num_hard = int(round(self.config.train.get("hard_fraction", 0.0) * batch)) if hard else 0
+    num_hard = int(round(self.config.train.hard_fraction * batch)) if hard else 0
     if num_hard:
       kinds = self.hard_kinds[task_index]
       rows = np.array_split(np.arange(batch - num_hard, batch), len(kinds))

@@ -1,4 +1,5 @@
-"""Optimizers and learning-rate schedules, picked by name from `config.optimizer`.
+"""Optimizers and learning-rate schedules, picked by name from `config.optimizer` (a whole
+section, every field experiments/base.py gives it).
 
 The trainer multiplies every update by a host-side `lr_scale` (decay on plateau or on stall), so
 the transformation built here holds the base learning rate and its schedule only.
@@ -12,15 +13,14 @@ import optax
 
 
 def _adam(c):
-  return optax.scale_by_adam(b1=c.get("b1", 0.9), b2=c.get("b2", 0.999), eps=c.get("eps", 1e-4))
+  return optax.scale_by_adam(b1=c.b1, b2=c.b2, eps=c.eps)
 
 
 def _adamax(c):
-  if c.get("b2_schedule", "constant") == "dngpu":
-    return scale_by_adamax_dngpu(b1=c.get("b1", 0.9), eps=c.get("eps", 1e-8),
-                                 clip_multiplier=c.get("clip_multiplier", 0.0),
-                                 bias_correction=c.get("bias_correction", True))
-  return optax.scale_by_adamax(b1=c.get("b1", 0.9), b2=c.get("b2", 0.999), eps=c.get("eps", 1e-8))
+  if c.b2_schedule == "dngpu":
+    return scale_by_adamax_dngpu(b1=c.b1, eps=c.eps, clip_multiplier=c.clip_multiplier,
+                                 bias_correction=c.bias_correction)
+  return optax.scale_by_adamax(b1=c.b1, b2=c.b2, eps=c.eps)
 
 
 def dngpu_b2(step):
@@ -71,15 +71,15 @@ def scale_by_adamax_dngpu(b1: float = 0.9, eps: float = 1e-8, clip_multiplier: f
 
 
 def _rmsprop(c):
-  return optax.scale_by_rms(decay=c.get("decay", 0.9), eps=c.get("eps", 1e-8))
+  return optax.scale_by_rms(decay=c.decay, eps=c.eps)
 
 
 def _adagrad(c):
-  return optax.scale_by_rss(initial_accumulator_value=0.1, eps=c.get("eps", 1e-7))
+  return optax.scale_by_rss(initial_accumulator_value=0.1, eps=c.eps)
 
 
 def _momentum(c, nesterov=False):
-  return optax.trace(decay=c.get("momentum", 0.9), nesterov=nesterov)
+  return optax.trace(decay=c.momentum, nesterov=nesterov)
 
 
 _DIRECTIONS = {
@@ -100,15 +100,14 @@ def names() -> list[str]:
 def schedule(c) -> optax.Schedule:
   """Base learning rate over steps: constant, exponential decay, or linear warmup then constant."""
   lr = c.learning_rate
-  kind = c.get("schedule", "constant")
+  kind = c.schedule
   if kind == "constant":
     return optax.constant_schedule(lr)
   if kind == "exponential":  # constant until decay_start, then x decay_rate every decay_steps
-    return optax.exponential_decay(lr, c.get("decay_steps", 1000), c.get("decay_rate", 0.5),
-                                   transition_begin=c.get("decay_start", 0),
-                                   end_value=c.get("min_learning_rate", None))
+    return optax.exponential_decay(lr, c.decay_steps, c.decay_rate, transition_begin=c.decay_start,
+                                   end_value=c.min_learning_rate)
   if kind == "warmup":
-    return optax.linear_schedule(0.0, lr, c.get("warmup_steps", 500))
+    return optax.linear_schedule(0.0, lr, c.warmup_steps)
   raise ValueError(f"unknown learning-rate schedule {kind!r}; valid: constant, exponential, warmup")
 
 
@@ -116,16 +115,16 @@ def make(c) -> optax.GradientTransformation:
   """Clip (global norm and/or per element), then the named direction, then -learning rate."""
   if c.name not in _DIRECTIONS:
     raise ValueError(f"unknown optimizer {c.name!r}; valid optimizers: {', '.join(names())}")
-  if c.get("clip_multiplier", 0.0) and (c.name, c.get("b2_schedule")) != ("adamax", "dngpu"):
+  if c.clip_multiplier and (c.name, c.b2_schedule) != ("adamax", "dngpu"):
     raise ValueError("optimizer.clip_multiplier needs optimizer.name=adamax with "
                      "optimizer.b2_schedule=dngpu; set it to 0 for other optimizers")
   parts = []
-  if c.get("clip_value", 0.0):
+  if c.clip_value:
     parts.append(optax.clip(c.clip_value))
-  if c.get("clip_norm", 0.0):
+  if c.clip_norm:
     parts.append(optax.clip_by_global_norm(c.clip_norm))
   parts.append(_DIRECTIONS[c.name](c))
-  if c.get("weight_decay", 0.0):
+  if c.weight_decay:
     parts.append(optax.add_decayed_weights(c.weight_decay))
   lr = schedule(c)
   parts.append(optax.scale_by_schedule(lambda step: -lr(step)))

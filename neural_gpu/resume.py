@@ -8,7 +8,6 @@ curriculum's thresholds, the learning rate and its schedule, eps, b1, b2...) may
 Every refusal is a one-line `TrainingError` naming the setting and the way out.
 """
 
-import json
 import os
 from typing import Any
 
@@ -17,7 +16,6 @@ import jax.numpy as jnp
 import ml_collections
 
 from neural_gpu import checkpoint as ckpt_lib
-from neural_gpu import models
 from neural_gpu import optimizers
 from neural_gpu import workdir as workdir_lib
 
@@ -30,13 +28,6 @@ def _plain(value):
   return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
 
 
-def _model(section: dict) -> dict:
-  """A model section with the model class's defaults filled in, so that a config.json written
-  before a parameter existed still compares equal: such a run ran with the class default (the
-  option off), which is what it is filled with."""
-  return {**models.defaults(section.get("name")), **section}
-
-
 def _optimizer_state_form(section: dict):
   """The pytree structure of the optimizer state (params of any shape give the same form)."""
   c = ml_collections.ConfigDict(section)
@@ -46,19 +37,17 @@ def _optimizer_state_form(section: dict):
 
 def check_compatible(config, workdir: str) -> None:
   """Raises IncompatibleRun when `workdir` holds a run (a config.json) that `config` cannot
-  resume: another seed, task, model or curriculum, or an optimizer state of another form.
+  resume: another seed, task, model or curriculum, or an optimizer state of another form. Both
+  configs are compared completed to this code's fields (workdir.complete_config), so that a
+  config.json written before a field existed, or after one was dropped, still matches.
   Reads only; writes nothing."""
-  path = workdir_lib.config_path(workdir)
-  if not os.path.exists(path):
+  if not os.path.exists(workdir_lib.config_path(workdir)):
     return
-  with open(path) as f:
-    saved = json.load(f)
-  new = _plain(config)
+  saved = workdir_lib.load_config(workdir).to_dict()
+  new = workdir_lib.complete_config(_plain(config))
   way_out = "use a new --workdir"
   for section in ("seed", "task", "model"):
     old_value, new_value = saved.get(section), new[section]
-    if section == "model":
-      old_value, new_value = _model(old_value), _model(new_value)
     if old_value != new_value:
       raise IncompatibleRun(
           f"{workdir} holds a run with {section} {saved.get(section)}, but the config asks "

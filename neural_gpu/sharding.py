@@ -56,9 +56,9 @@ class DataParallel:
 
   @classmethod
   def from_config(cls, config, training: bool = True) -> "DataParallel":
-    """The config's train.num_devices (0 or absent: all); for training, checked against
+    """The config's train.num_devices (0: all); for training, checked against
     train.batch_size (ValueError)."""
-    dp = cls(config.train.get("num_devices", 0))
+    dp = cls(config.train.num_devices)
     if training:
       dp.check_batch_size(config.train.batch_size)
     return dp

@@ -141,11 +141,11 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
   root_key = jax.random.key(config.seed)
   opt = config.optimizer
   relaxation = ngpu.RelaxationRule.from_config(config)
-  loss_name = config.train.get("loss", losses.DEFAULT)  # older config.json files lack it
+  loss_name = config.train.loss
   losses.get(loss_name)  # an unknown name fails here, listing the valid ones
-  smoothing = config.train.get("label_smoothing", 0.0)
-  on_padding = config.train.get("loss_on_padding", False)
-  input_noise = config.train.get("input_noise", 0.0)
+  smoothing = config.train.label_smoothing
+  on_padding = config.train.loss_on_padding
+  input_noise = config.train.input_noise
   base_lr = optimizers.schedule(opt)
 
   def loss_fn(params, model_state, batches, key, hyper):
@@ -181,10 +181,10 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
     model_key, noise_key = jax.random.split(key)
     grads, (model_state, metrics) = jax.grad(loss_fn, has_aux=True)(
         state.params, state.model_state, batches, model_key, hyper)
-    if opt.get("grad_noise", 0.0):
+    if opt.grad_noise:
       grads = optimizers.gradient_noise(grads, noise_key, state.step, opt.grad_noise,
-                                        opt.get("grad_noise_decay", 0.55))
-    if opt.get("grad_noise_lr", 0.0):  # the DNGPU reference's noise, proportional to the lr
+                                        opt.grad_noise_decay)
+    if opt.grad_noise_lr:  # the DNGPU reference's noise, proportional to the lr
       lr = base_lr(state.step) * hyper["lr_scale"]
       grads = optimizers.lr_gradient_noise(grads, jax.random.fold_in(noise_key, 1), lr,
                                            opt.grad_noise_lr)
@@ -211,7 +211,7 @@ def decay_on_plateau(c, lr_scale: float, history: list, loss: float) -> tuple[fl
   DNGPU reference (DNGPU_trainer.py, patience 2: min(last two) > min(last three)) does.
   Never below c.min_lr_scale.
   """
-  patience, rule = c.get("plateau_patience", 3), c.get("plateau_rule", "ngpu")
+  patience, rule = c.plateau_patience, c.plateau_rule
   history = history + [loss]
   if rule == "ngpu":
     stalled = len(history) > patience and loss > max(history[-patience - 1:-1])
@@ -225,19 +225,19 @@ def decay_on_plateau(c, lr_scale: float, history: list, loss: float) -> tuple[fl
   else:
     raise ValueError(f"unknown train.plateau_rule {rule!r}; valid: ngpu, dngpu, dngpu_reference")
   if stalled:
-    lr_scale = max(lr_scale * c.get("plateau_decay", 0.98), c.get("min_lr_scale", 0.0))
+    lr_scale = max(lr_scale * c.plateau_decay, c.min_lr_scale)
   return lr_scale, history
 
 
 def hard_kinds(config, subtasks) -> list[tuple[str, ...]]:
   """Per task, the hard example kinds mixed into training (train.hard_fraction of each batch);
   checked here so that a wrong name fails before anything is written."""
-  fraction = config.train.get("hard_fraction", 0.0)
+  fraction = config.train.hard_fraction
   if not 0.0 <= fraction <= 1.0:
     raise TrainingError(f"train.hard_fraction must be in [0, 1], got {fraction}")
   if not fraction:
     return [() for _ in subtasks]
-  asked = tuple(k for k in config.train.get("hard_kinds", "").split(",") if k)
+  asked = tuple(k for k in config.train.hard_kinds.split(",") if k)
   kinds = []
   for task in subtasks:
     if not task.hard_kinds:
@@ -335,7 +335,7 @@ class Trainer:
   def validation_error(self, state: TrainState) -> float:
     """Sequence error at the maximal length on held-out data (stream VALIDATION_STREAM)."""
     variables = {"params": state.params, **state.model_state}
-    count = self.config.train.get("validation_examples", 128)
+    count = self.config.train.validation_examples
     results = eval_lib.evaluate_lengths(
         self.model, variables, self.task, [self.max_length], count,
         self.config.seed, self.error_fn, progress=False, stream=VALIDATION_STREAM, dp=self.dp)
@@ -377,14 +377,14 @@ class Trainer:
     start = int(state.step)
     writer = MetricWriter(self.workdir, resume_step=start, enabled=self.dp.is_primary)
     total = cfg.train.num_steps
-    log_every = cfg.train.get("log_every", 50)
-    curriculum_every = cfg.curriculum.get("every_steps", 200)
-    schedule_every = cfg.train.get("schedule_every", 200)
+    log_every = cfg.train.log_every
+    curriculum_every = cfg.curriculum.every_steps
+    schedule_every = cfg.train.schedule_every
     ckpt_every = cfg.checkpoint.every_steps
     bar = Progress(total, label="train ", start=start)
     pending = []  # device metrics not yet pulled to the host
     last_good = start if checkpoints.latest_step() is not None else None
-    patience = cfg.train.get("early_stopping_patience", 0)
+    patience = cfg.train.early_stopping_patience
     best_checkpoints = (ckpt_lib.Checkpointer(self.workdir, 1, subdir=workdir_lib.BEST)
                         if patience else None)
     if host.best.stopped:

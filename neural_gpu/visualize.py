@@ -399,12 +399,9 @@ def write_curves(workdir: str) -> str | None:
   steps = np.array([r["step"] for r in records])
   column = lambda k: np.array([r.get(k, np.nan) for r in records], float)
   lr, lr_label = column("lr_scale"), "learning-rate scale"
-  config_path = workdir_lib.config_path(workdir)
-  if os.path.exists(config_path):
-    import ml_collections
+  if os.path.exists(workdir_lib.config_path(workdir)):
     from neural_gpu import optimizers
-    with open(config_path) as f:
-      config = ml_collections.ConfigDict(json.load(f))
+    config = workdir_lib.load_config(workdir)
     lr = lr * np.asarray(optimizers.schedule(config.optimizer)(steps), float)
     lr_label = "learning rate"
 

@@ -10,7 +10,8 @@
   <workdir>/visualize/           --mode=visualize pictures of the state over time
   <workdir>/lock                 held (flock) by the training that writes here (exclusive)
 
-This module imports no JAX: the sweep and seed-study processes read run folders too.
+Importing this module imports no JAX: the sweep and seed-study processes read run folders too
+(load_config does, for the model registry; they do not call it).
 """
 
 import contextlib
@@ -86,11 +87,35 @@ def save_config(config, workdir: str) -> None:
 
 
 def load_config(workdir: str):
-  """The ml_collections.ConfigDict saved in <workdir>/config.json; TrainingError if none."""
+  """The ml_collections.ConfigDict saved in <workdir>/config.json, completed to this code's
+  fields (`complete_config`, so that a folder written by older code still loads); TrainingError
+  if none."""
   import ml_collections
   path = config_path(workdir)
   if not os.path.exists(path):
     raise TrainingError(f"no config.json in {workdir}: train there first "
                         "(python launch.py --config=... --workdir=...)")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(complete_config(json.load(f)))
+
+
+def complete_config(saved: dict) -> dict:
+  """A config as a plain dict (e.g. a config.json written before some field existed, or after
+  one was dropped) with exactly the fields this code has for its task and model.
+
+  A missing model parameter takes the model class's default: such a run ran with the option off
+  (and resume.check_compatible compares model sections completed so). Any other missing field
+  takes its default in experiments/base.py for the run's task and model. Fields this code no
+  longer has (e.g. model.custom_vjp) are dropped; the task section is kept as saved.
+  """
+  from experiments import base
+  from neural_gpu import models
+  name = saved["model"]["name"]
+  current = base.get_config(task=saved["task"]["name"], model=name).to_dict()
+  done = {k: saved.get(k, v) for k, v in current.items()}
+  for section, fields in current.items():
+    if section not in ("task", "model") and isinstance(fields, dict):
+      done[section] = {k: saved.get(section, {}).get(k, v) for k, v in fields.items()}
+  model = {**models.defaults(name), **saved["model"]}
+  done["model"] = {k: v for k, v in model.items() if k == "name" or k in models.parameters(name)}
+  return done

@@ -1,5 +1,6 @@
-"""Test set-up: the repository root on sys.path, a shared XLA compilation cache, and the
-`tree_digest` fixture (a folder's digest, for "a refused command writes nothing" checks).
+"""Test set-up: the repository root on sys.path, malloc tuning as launch.py applies it
+(neural_gpu/cpu_tuning.py), a shared XLA compilation cache, and the `tree_digest` fixture (a
+folder's digest, for "a refused command writes nothing" checks).
 
 Many tests build the same tiny programs (and launch.py subprocesses build them again); the
 persistent cache lets each be compiled once per test session.
@@ -15,6 +16,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+
+from neural_gpu import cpu_tuning  # noqa: E402
+
+cpu_tuning.tune_malloc()  # before JAX starts, as launch.py does
 
 _CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                                os.path.join(tempfile.gettempdir(), "neural_gpu_test_xla_cache"))

@@ -1,16 +1,18 @@
 """Curricula: the NGPU rule's draws and advances, DNGPU bins, buckets."""
 
 import numpy as np
-import ml_collections
 import pytest
 
 import tasks
+from experiments import base
 from neural_gpu import curriculum
 
 
 def make(name, task="badd", max_length=41, **params):
-  return curriculum.get(ml_collections.ConfigDict(dict(name=name, **params)), tasks.get(task),
-                        max_length)
+  """Curriculum `name` from the base config's curriculum section with `params` changed."""
+  config = base.get_config().curriculum
+  config.update(name=name, **params)
+  return curriculum.get(config, tasks.get(task), max_length)
 
 
 def test_ngpu_rule_draws_valid_lengths_up_to_current_and_sometimes_beyond():

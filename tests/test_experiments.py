@@ -68,6 +68,7 @@ CONFIG_METHODS = {"get", "update", "to_dict", "to_json", "items", "keys", "value
 ALIASES = {("neural_gpu/optimizers.py", "c"): "optimizer",
            ("neural_gpu/train.py", "opt"): "optimizer",
            ("neural_gpu/train.py", "c"): "train",  # decay_on_plateau(config.train, ...)
+           ("neural_gpu/input_pipeline.py", "train"): "train",  # train = config.train
            ("neural_gpu/curriculum.py", "self.config"): "curriculum"}
 CONFIGS = {name: base.get_config(model=name) for name in base.MODEL_DEFAULTS}
 

@@ -1,4 +1,5 @@
-"""The hand-written reverse passes (fast_scan) against plain autodiff and the lax.conv reference.
+"""The hand-written reverse passes (fast_scan) against plain autodiff of the same loops
+(tests/oracles.py) and the lax.conv reference.
 
 Random inputs, random per-example lengths (so the per-example freeze is exercised), relaxation
 copies, dropout and remat. Logits and the gradients of every parameter must agree to 1e-5
@@ -12,6 +13,7 @@ import pytest
 
 from neural_gpu import models
 from neural_gpu.models import common, fast_scan
+from tests import oracles
 
 VOCAB = 5
 TOL = 1e-5
@@ -55,6 +57,12 @@ def _value_and_grads(model, params, x, lengths, targets, penalty_weight=0.0):
   return logits, grads
 
 
+def _autodiff_value_and_grads(*args, **kwargs):
+  """`_value_and_grads` with the model's loop differentiated by plain autodiff (the oracle)."""
+  with oracles.autodiff_loops():
+    return _value_and_grads(*args, **kwargs)
+
+
 def _assert_close(a, b, what):
   logits_a, grads_a = a
   logits_b, grads_b = b
@@ -74,9 +82,7 @@ def test_ngpu_fast_scan_matches_autodiff_and_lax_conv():
   fast = models.get("neural_gpu", VOCAB, conv_impl="matmul", **common_params)
   p = _random_params(fast, x, lengths, seed=0, scale=0.5)
   got = _value_and_grads(fast, p, x, lengths, targets)
-  autodiff = models.get("neural_gpu", VOCAB, conv_impl="matmul", custom_vjp=False,
-                        **common_params)
-  want = _value_and_grads(autodiff, p, x, lengths, targets)
+  want = _autodiff_value_and_grads(fast, p, x, lengths, targets)
   _assert_close(got, want, "custom VJP vs autodiff")
   conv = models.get("neural_gpu", VOCAB, conv_impl="conv", **common_params)
   _assert_close(got, _value_and_grads(conv, p, x, lengths, targets), "custom VJP vs lax.conv")
@@ -87,11 +93,9 @@ def test_ngpu_fast_scan_matches_autodiff_and_lax_conv():
 def test_ngpu_fast_scan_without_dropout():
   x, lengths, targets = _batch(1)
   fast = models.get("neural_gpu", VOCAB, nmaps=4, height=3, conv_impl="matmul")
-  autodiff = models.get("neural_gpu", VOCAB, nmaps=4, height=3, conv_impl="matmul",
-                        custom_vjp=False)
   p = _random_params(fast, x, lengths, seed=1, scale=0.5)
   _assert_close(_value_and_grads(fast, p, x, lengths, targets),
-                _value_and_grads(autodiff, p, x, lengths, targets), "custom VJP vs autodiff")
+                _autodiff_value_and_grads(fast, p, x, lengths, targets), "custom VJP vs autodiff")
 
 
 @pytest.mark.parametrize("extra_steps", [0.0, 0.5])
@@ -100,11 +104,9 @@ def test_dngpu_fast_scan_matches_autodiff(extra_steps):
   with extra_steps the examples also run random numbers of steps past their lengths."""
   x, lengths, targets = _batch(2, width=12)
   fast = models.get("dngpu", VOCAB, nmaps=9, dropout=0.2, extra_steps=extra_steps)
-  autodiff = models.get("dngpu", VOCAB, nmaps=9, dropout=0.2, extra_steps=extra_steps,
-                        custom_vjp=False)
   p = _random_params(fast, x, lengths, seed=2, scale=0.6)
   got = _value_and_grads(fast, p, x, lengths, targets, penalty_weight=3.0)
-  want = _value_and_grads(autodiff, p, x, lengths, targets, penalty_weight=3.0)
+  want = _autodiff_value_and_grads(fast, p, x, lengths, targets, penalty_weight=3.0)
   _assert_close(got, want, "custom VJP vs autodiff")
 
 

@@ -1,5 +1,9 @@
 """The Neural GPU models: shapes, bucket invariance, reference formulation, gradients."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,13 +121,12 @@ def _dngpu_alone(params, x, steps):
   return (state @ p["output"] + p["output_bias"])[0]
 
 
-@pytest.mark.parametrize("custom_vjp", [True, False])
-def test_dngpu_bin_steps_runs_a_padded_example_for_the_bin_width(custom_vjp):
+def test_dngpu_bin_steps_runs_a_padded_example_for_the_bin_width():
   """The reference protocol: an example padded into a wider bin gives exactly the logits of
   that example run alone for the bin's width in steps (the zero cells beyond it act as the
   convolution's zero padding), and not those of its own length."""
   x, lens = _batch(np.random.default_rng(9), 4, 2, 12, [7, 12])
-  model = models.get("dngpu", 4, nmaps=6, dropout=0.0, bin_steps=True, custom_vjp=custom_vjp)
+  model = models.get("dngpu", 4, nmaps=6, dropout=0.0, bin_steps=True)
   variables = model.init(jax.random.key(3), x, lens)
   rngs = {"dropout": jax.random.key(1)}
   padded = model.apply(variables, x, lens, train=True, rngs=rngs).logits
@@ -162,3 +165,12 @@ def test_unknown_model_and_parameter():
     models.get("transformer", 4)
   with pytest.raises(ValueError, match="no parameter.*nmap.*valid: .*nmaps"):
     models.get("neural_gpu", 4, nmap=3)
+
+
+def test_importing_the_models_changes_no_process_setting():
+  """Malloc tuning (cpu_tuning) is the entry points' call (launch.py, benchmarks, conftest)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  code = "from neural_gpu import cpu_tuning, models, train; print(cpu_tuning._applied)"
+  out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=root), check=True)
+  assert out.stdout.split() == ["None"]

@@ -2,16 +2,18 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
-from experiments import tiny
+from experiments import base, tiny
 from neural_gpu import optimizers, train
 
 
 def config(**kw):
-  return ml_collections.ConfigDict(dict(learning_rate=0.1, **kw))
+  """The base config's optimizer section with learning rate 0.1 and `kw` changed."""
+  c = base.get_config().optimizer
+  c.update(learning_rate=0.1, **kw)
+  return c
 
 
 @pytest.mark.parametrize("name", optimizers.names())
@@ -101,8 +103,9 @@ def test_gradient_noise_reaches_the_parameter_update(tmp_path):
     ("dngpu_reference", [1.0, 0.9, 0.95, 0.85, 0.8], 0),
 ])
 def test_decay_on_plateau(rule, losses, expect_decays):
-  c = ml_collections.ConfigDict(dict(plateau_rule=rule, plateau_patience=3 if rule == "ngpu" else 2,
-                                     plateau_decay=0.5, min_lr_scale=0.0))
+  c = base.get_config().train
+  c.update(plateau_rule=rule, plateau_patience=3 if rule == "ngpu" else 2, plateau_decay=0.5,
+           min_lr_scale=0.0)
   scale, history = 1.0, []
   for loss in losses:
     scale, history = train.decay_on_plateau(c, scale, history, loss)

@@ -34,6 +34,13 @@ def register(name: str, cls) -> None:
   _REGISTRY[name] = cls
 
 
+def parameters(name: str) -> set[str]:
+  """Model `name`'s parameter names (its dataclass fields but vocab_size); empty if unknown."""
+  if name not in _REGISTRY:
+    return set()
+  return {f.name for f in dataclasses.fields(_REGISTRY[name])} - {"parent", "name", "vocab_size"}
+
+
 def defaults(name: str) -> dict:
   """Model `name`'s parameters and their defaults (the dataclass fields); {} if unknown."""
   if name not in _REGISTRY:
@@ -48,7 +55,7 @@ def get(name: str, vocab_size: int, **params):
   if name not in _REGISTRY:
     raise ValueError(f"unknown model {name!r}; valid models: {', '.join(names())}")
   cls = _REGISTRY[name]
-  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "vocab_size"}
+  fields = parameters(name)
   unknown = sorted(set(params) - fields)
   if unknown:
     raise ValueError(f"model {name!r} has no parameter(s) {', '.join(unknown)}; "
@@ -56,4 +63,4 @@ def get(name: str, vocab_size: int, **params):
   return cls(vocab_size=vocab_size, **params)
 
 
-__all__ = ["ModelOutput", "defaults", "get", "names", "register"]
+__all__ = ["ModelOutput", "defaults", "get", "names", "parameters", "register"]

@@ -4,9 +4,9 @@
 nonlinearities, and a saturation cost on their pre-activations that keeps them out of the flat
 regions. The width-3 convolutions are matmuls over the three stacked width taps.
 
-By default the time loop runs through `fast_scan.dngpu_scan`, whose reverse pass is written by
-hand (custom VJP) so that the weight gradients are one matmul over all steps after the loop;
-`custom_vjp=False` keeps plain autodiff of the same loop (the reference for tests).
+The time loop runs through `fast_scan.dngpu_scan`, whose reverse pass is written by hand (custom
+VJP) so that the weight gradients are one matmul over all steps after the loop
+(tests/test_fast_scan.py checks it against plain autodiff of the same loop, tests/oracles.py).
 """
 
 import math
@@ -50,8 +50,6 @@ class DNGPU(nn.Module):
     bin_steps: training only: every example runs the padded width of its batch in steps (its
       length bin's width, 1 to 41/L times its length), as the DNGPU reference trains; the
       mask keeps the cells beyond each example at 0. False: each runs its own length.
-    custom_vjp: run the loop through `fast_scan.dngpu_scan` (hand-written reverse pass);
-      False: plain autodiff through `lax.scan`. The same function either way.
   """
   vocab_size: int
   nmaps: int = 48
@@ -59,7 +57,6 @@ class DNGPU(nn.Module):
   input_dropout: float = 0.0
   extra_steps: float = 0.0
   bin_steps: bool = False
-  custom_vjp: bool = True
 
   @nn.compact
   def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False,
@@ -90,7 +87,6 @@ class DNGPU(nn.Module):
     # The input's saturation counts once per step it feeds, as in the reference.
     input_sat = jnp.sum(jax.nn.relu(jnp.abs(input_pre) - SATURATION_LIMIT) * mask
                         * lengths[:, None, None].astype(state.dtype))
-    gate_offset = jnp.concatenate([jnp.full((m,), 0.5), jnp.full((m,), 0.7)]).astype(state.dtype)
     use_dropout = (train or mc_dropout) and self.dropout > 0.0
     dropout_key = self.make_rng("dropout") if use_dropout else None
     steps, extra_iters = lengths, 0
@@ -102,37 +98,13 @@ class DNGPU(nn.Module):
       draw = jax.random.uniform(self.make_rng("dropout"), lengths.shape)
       steps = steps + jnp.floor(draw * most).astype(lengths.dtype)
 
-    def step(carry, t):
-      state, sat = carry
-      gates_pre = common.width3_taps(state) @ gate_kernel + gate_bias + gate_offset
-      gates = common.hard_sigmoid(gates_pre)
-      reset, update = gates[..., :m], gates[..., m:]
-      cand_pre = common.width3_taps(reset * state) @ cand_kernel + cand_bias
-      cand = common.hard_tanh(cand_pre)
-      if use_dropout:
-        keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, t), 1 - self.dropout, cand.shape)
-        cand = jnp.where(keep, cand / (1 - self.dropout), 0.0)
-      new = (update * diagonal_shift(state) + (1.0 - update) * cand) * mask
-      running = (t < steps)[:, None, None]
-      # Counted on real cells of running examples only, so bucket padding does not dilute it.
-      real = mask * running
-      step_sat = (jnp.sum(jax.nn.relu(jnp.abs(gates_pre) - SATURATION_LIMIT) * real)
-                  + jnp.sum(jax.nn.relu(jnp.abs(cand_pre) - SATURATION_LIMIT) * real))
-      return (jnp.where(running, new, state), sat + step_sat), None
-
+    spec = fast_scan.DiagSpec(SATURATION_LIMIT, self.dropout if use_dropout else 0.0, extra_iters)
+    weights = fast_scan.DiagWeights(gate_kernel, gate_bias, cand_kernel, cand_bias)
     states = None
-    if self.custom_vjp or trace:
-      spec = fast_scan.DiagSpec(SATURATION_LIMIT, self.dropout if use_dropout else 0.0,
-                                extra_iters)
-      weights = fast_scan.DiagWeights(gate_kernel, gate_bias, cand_kernel, cand_bias)
-      if trace:
-        state, sat, states = fast_scan.dngpu_trace(spec, weights, state, lengths, steps,
-                                                   dropout_key)
-      else:
-        state, sat = fast_scan.dngpu_scan(spec, weights, state, lengths, steps, dropout_key)
+    if trace:
+      state, sat, states = fast_scan.dngpu_trace(spec, weights, state, lengths, steps, dropout_key)
     else:
-      (state, sat), _ = jax.lax.scan(step, (state, jnp.zeros((), state.dtype)),
-                                     jnp.arange(width + extra_iters))
+      state, sat = fast_scan.dngpu_scan(spec, weights, state, lengths, steps, dropout_key)
     # Summed over units, averaged over (step, cell): example b runs lengths[b] steps over
     # lengths[b] cells (its extra training steps are not in the count; the trainer re-estimates
     # the cost's weight from the loss anyway).

@@ -21,7 +21,8 @@ Without gradients (evaluation) the batch runs in cache-sized chunks (`chunked_ov
 All arrays use the folded layout of `ngpu.py`: a state is (B, L, C) with the height folded into
 channels, and a width-3 convolution is `width3_taps(x) @ w` with w of shape (3 * C_in, C_out).
 The arithmetic is that of `NeuralGPU` with conv_impl='matmul'; tests/test_fast_scan.py checks
-logits and every parameter gradient against plain autodiff and the lax.conv reference.
+logits and every parameter gradient against plain autodiff of the same loops (tests/oracles.py)
+and the lax.conv reference.
 """
 
 import functools
@@ -30,13 +31,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from neural_gpu import cpu_tuning
 from neural_gpu.models import common
-
-# Keep XLA:CPU's per-step temporaries in the process instead of page-faulting them back in at
-# every step (see cpu_tuning; NEURAL_GPU_MALLOC_TUNING=0 turns it off). Must run before the CPU
-# client starts, which importing the models precedes.
-cpu_tuning.tune_malloc()
 
 
 class ScanSpec(NamedTuple):
@@ -331,6 +326,7 @@ def _diag_step(spec, w, state, t, mask, steps, key):
     cand = jnp.where(keep, cand / (1.0 - spec.dropout), 0.0)
   new = (update * diagonal_shift(state) + (1.0 - update) * cand) * mask
   running = (t < steps)[:, None, None]
+  # Counted on real cells of running examples only, so bucket padding does not dilute it.
   real = mask * running
   sat = (_saturation(gates_pre, real, spec.saturation_limit)
          + _saturation(cand_pre, real, spec.saturation_limit))

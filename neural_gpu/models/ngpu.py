@@ -4,14 +4,14 @@ State s is (batch, L, h, m). It is stored with the height folded into channels,
 (batch, L, h*m), so that the 3x3 convolution over (width, height) becomes one matmul of the
 three width taps against a kernel that is banded in height (built once per call, outside the
 time loop). XLA's CPU convolution is very slow at these channel counts; the matmul form is the
-same arithmetic. `conv_impl='conv'` keeps the plain lax convolution as a reference and for
-backends where the library convolution wins.
+same arithmetic. `conv_impl='conv'` keeps the plain lax convolution, differentiated by autodiff
+through `lax.scan`, as a reference and for backends where the library convolution wins.
 
 The matmul form runs its time loop through `fast_scan.cgru_scan`, whose reverse pass is written
 by hand (custom VJP): it keeps only what the reverse pass needs and computes the weight
-gradients as one matmul over all steps after the loop (BENCHMARKS.md has the figures).
-`custom_vjp=False` keeps plain autodiff of the same loop (for tests); `remat=True` saves only
-the per-step state and recomputes the rest in the reverse pass.
+gradients as one matmul over all steps after the loop (BENCHMARKS.md has the figures;
+tests/test_fast_scan.py checks it against plain autodiff of the same loop, tests/oracles.py).
+`remat=True` saves only the per-step state and recomputes the rest in the reverse pass.
 """
 
 from typing import Any, NamedTuple
@@ -80,11 +80,9 @@ class NeuralGPU(nn.Module):
     relax_copies: r, parameter-sharing relaxation; step t uses copy t mod r.
     conv_impl: 'matmul' (banded matmul), 'conv' (lax convolution; the reference), or 'auto'
       (per backend, see AUTO_CONV_IMPL); the same function.
-    custom_vjp: with 'matmul', run the loop through `fast_scan.cgru_scan` (hand-written reverse
-      pass). False: plain autodiff through `lax.scan`.
     remat: keep only the per-step state for the reverse pass and recompute each step there
-      (`jax.checkpoint` of the step when not using the custom VJP): much less memory for large
-      nmaps, about one extra forward pass of compute.
+      (`jax.checkpoint` of the step with 'conv'): much less memory for large nmaps, about one
+      extra forward pass of compute.
   """
   vocab_size: int
   nmaps: int = 24
@@ -94,7 +92,6 @@ class NeuralGPU(nn.Module):
   dropout: float = 0.0
   relax_copies: int = 1
   conv_impl: str = "auto"
-  custom_vjp: bool = True
   remat: bool = False
 
   @nn.compact
@@ -123,14 +120,6 @@ class NeuralGPU(nn.Module):
     gate_bias_f = jnp.concatenate(
         [jnp.tile(gate_bias[..., :m], h), jnp.tile(gate_bias[..., m:], h)], axis=-1) + 1.0
     cand_bias_f = jnp.tile(cand_bias, h)
-    if conv_impl == "matmul":
-      fold = jax.vmap(jax.vmap(lambda k: fold_kernel(k, h)))
-      gate_w = jnp.concatenate([fold(gate_kernel[..., :m]), fold(gate_kernel[..., m:])], axis=-1)
-      cand_w = fold(cand_kernel)
-      conv = lambda x, w: common.width3_taps(x) @ w
-    else:
-      gate_w, cand_w = gate_kernel, cand_kernel
-      conv = lambda x, w: conv3x3(x, w, h)
 
     use_dropout = train and self.dropout > 0.0
     keep = jnp.clip(1.0 - self.dropout * 8.0 / jnp.max(lengths).astype(jnp.float32), 0.5, 1.0)
@@ -142,25 +131,28 @@ class NeuralGPU(nn.Module):
       traced = None if states is None else {"states": states, "logits": readout(states)}
       return common.ModelOutput(readout(state), {}, traced)
 
-    if conv_impl == "matmul" and self.custom_vjp:
+    if conv_impl == "matmul":
+      fold = jax.vmap(jax.vmap(lambda k: fold_kernel(k, h)))
+      gate_w = jnp.concatenate([fold(gate_kernel[..., :m]), fold(gate_kernel[..., m:])], axis=-1)
       spec = fast_scan.ScanSpec(num_layers=layers, relax_copies=r, cutoff=self.cutoff,
                                 dropout=use_dropout, remat=self.remat)
-      weights = fast_scan.Weights(gate_w, gate_bias_f, cand_w, cand_bias_f)
+      weights = fast_scan.Weights(gate_w, gate_bias_f, fold(cand_kernel), cand_bias_f)
       if trace:
         return result(*fast_scan.cgru_trace(spec, weights, state, lengths, keep, dropout_key))
       return result(fast_scan.cgru_scan(spec, weights, state, lengths, keep, dropout_key), None)
 
-    def step(state, t):
+    def step(state, t):  # conv_impl='conv': autodiff through this loop
       copy = t % r
       new = state
       if use_dropout:
         keep_mask = jax.random.bernoulli(jax.random.fold_in(dropout_key, t), keep, new.shape)
         new = jnp.where(keep_mask, new / keep, 0.0)
       for layer in range(layers):
-        gates = conv(new, gate_w[copy, layer]) + gate_bias_f[copy, layer]
+        gates = conv3x3(new, gate_kernel[copy, layer], h) + gate_bias_f[copy, layer]
         update = common.cutoff_sigmoid(gates[..., :hm], self.cutoff)
         reset = common.cutoff_sigmoid(gates[..., hm:], self.cutoff)
-        cand = jnp.tanh(conv(reset * new, cand_w[copy, layer]) + cand_bias_f[copy, layer])
+        cand = jnp.tanh(conv3x3(reset * new, cand_kernel[copy, layer], h)
+                        + cand_bias_f[copy, layer])
         new = (update * new + (1.0 - update) * cand) * mask
       running = (t < lengths)[:, None, None]
       new = jnp.where(running, new, state)
