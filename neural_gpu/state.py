@@ -37,7 +37,15 @@ def build_task(config):
 def build_model(config, task):
   """The flax module of config.model for the task's vocabulary (ValueError on a bad name)."""
   name, params = split_name(config.model)
-  return models.get(name, task.vocab_size, **params)
+  try:
+    return models.get(name, task.vocab_size, **params)
+  except ValueError as e:
+    if "has no parameter" not in str(e):
+      raise
+    # Typically --config.model.name=X over another model's section: the config file builds the
+    # section for the model its arg names.
+    raise ValueError(f"{e}; to change the model, give it to the config file's arg "
+                     f"(e.g. experiments/task.py:model={name}), not --config.model.name") from None
 
 
 def init_state(config, model, optimizer, max_length: int) -> TrainState:

@@ -53,6 +53,10 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
                         "unknown task 'nope'", "copy")
   assert_one_line_error(launch(*TINY, "--config.model.name=nope", f"--workdir={tmp_path}/b"),
                         "unknown model 'nope'", "dngpu")
+  assert_one_line_error(launch(*TINY, "--config.model.name=gru", f"--workdir={tmp_path}/b"),
+                        "model 'gru' has no parameter(s)", "experiments/task.py:model=gru")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--mc_dropout_samples=4"),
+                        "needs a model with candidate dropout")
   assert_one_line_error(launch(*TINY, "--config.train.num_stepz=3", f"--workdir={tmp_path}/c"),
                         "num_steps")
   assert_one_line_error(launch(*TINY, "--config.eval.num_examples=0", f"--workdir={tmp_path}/d"),
