@@ -17,6 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
+# Shared checks with plain asserts (tests/baseline_models.py): rewritten for pytest's messages.
+pytest.register_assert_rewrite("tests.baseline_models")
+
 from neural_gpu import cpu_tuning  # noqa: E402
 
 cpu_tuning.tune_malloc()  # before JAX starts, as launch.py does

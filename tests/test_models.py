@@ -1,4 +1,6 @@
-"""The Neural GPU models: shapes, bucket invariance, reference formulation, gradients."""
+"""The models package (neural_gpu/models): the Neural GPU models (shapes, bucket invariance,
+reference formulation, gradients) and the registry (unknown names and parameters list the valid
+ones). The baselines have their own files: tests/test_mlp.py, tests/test_recurrent.py."""
 
 import os
 import subprocess
@@ -165,6 +167,19 @@ def test_unknown_model_and_parameter():
     models.get("transformer", 4)
   with pytest.raises(ValueError, match="no parameter.*nmap.*valid: .*nmaps"):
     models.get("neural_gpu", 4, nmap=3)
+
+
+def test_invalid_names_and_params_list_valid_ones():
+  """The baselines' named options (activation, weight init, norm) and parameters."""
+  with pytest.raises(ValueError, match="valid: elu, gelu, leaky_relu, relu, sigmoid, tanh"):
+    models.get("mlp", 3, fixed_length=4, activation="swish")
+  with pytest.raises(ValueError, match="he_normal"):
+    models.get("highway_mlp", 3, fixed_length=4, weight_init="zeros")
+  with pytest.raises(ValueError, match="batch, layer, none"):
+    models.get("mlp", 3, fixed_length=4, norm="group")
+  with pytest.raises(ValueError, match="hidden"):
+    models.get("gru", 3, hidden_size=8)
+  assert {"mlp", "highway_mlp", "rnn", "gru", "lstm", "highway"} <= set(models.names())
 
 
 def test_importing_the_models_changes_no_process_setting():
