@@ -84,11 +84,12 @@ def seed_row(workdir: str, seed: int, num_steps: int, live: sweep.Point | None =
     status = "ok"
   elif live is not None and live.status in ("running", "failed"):
     status, error = live.status, live.error
-  elif launches and launches[-1].get("status") == "failed":
+  elif (launches and launches[-1].get("status") == "failed"
+        and not str(launches[-1].get("error")).startswith("interrupted")):  # older records
     status, error = "failed", launches[-1].get("error")
   elif not metrics and not launches:
     status = "pending"
-  else:
+  else:  # also a run stopped by Ctrl-C or kill ("interrupted"): the same command resumes it
     status = "unfinished"
   seconds = sum(float(l.get("seconds") or 0.0) for l in launches)
   history = [{"step": step, "eval": _report_errors(r)} for step in sweep._eval_steps(workdir)

@@ -350,7 +350,8 @@ def write_summary(root: str, config_path: str, command_line: Mapping[str, Any],
   lengths: list = []
   rows = [p.record(command_line, lengths) for p in points]
   lengths.sort()
-  counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending", "running")}
+  counts = {s: sum(r["status"] == s for r in rows)
+            for s in ("ok", "failed", "interrupted", "pending", "running")}
   summary = {"config": config_path, "command_line_overrides": dict(command_line),
              "lengths": lengths, "counts": counts, "points": rows}
   with open(os.path.join(root, "summary.json.tmp"), "w") as f:
@@ -507,7 +508,7 @@ def run_points(points: list[Point], config_path: str, command_line: Mapping[str,
       except subprocess.TimeoutExpired:
         proc.kill()
       log.close()
-      p.status, p.error = "failed", "interrupted (re-run the same command to resume)"
+      p.status, p.error = "interrupted", "re-run the same command to resume"
       _append_launch(p, t0, proc.returncode)
     on_change()
     raise

@@ -221,7 +221,8 @@ def test_a_bad_override_fails_its_point_only(tmp_path):
   assert bad["name"] == "001_no_such_field=3"
   assert bad["status"] == "failed" and "no_such_field" in bad["error"]
   assert "\n" not in bad["error"] and bad["eval"] == {}
-  assert summary["counts"] == {"ok": 1, "failed": 1, "pending": 0, "running": 0}
+  assert summary["counts"] == {"ok": 1, "failed": 1, "interrupted": 0, "pending": 0,
+                               "running": 0}
   assert "| failed: " in table and "## Failed points" in table
 
 
@@ -260,5 +261,5 @@ def test_sigterm_stops_the_running_points_too(tmp_path):
   child = int(open(pid_file).read())
   with pytest.raises(ProcessLookupError):  # terminated and reaped
     os.kill(child, 0)
-  assert point.status == "failed" and "interrupted" in point.error
+  assert point.status == "interrupted" and "re-run the same command" in point.error
   assert signal.getsignal(signal.SIGTERM) is not sweep._interrupt  # handler restored
