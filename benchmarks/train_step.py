@@ -91,6 +91,7 @@ def main(argv=None):
   config.train.num_devices = args.num_devices
   if args.curriculum == "fixed":
     config.curriculum.name = "fixed"
+    config.train.pool_size = 0  # the example pool belongs to the all-bins curriculum
 
   workdir = tempfile.mkdtemp(prefix="bench_train_step_")
   trainer = train.Trainer(config, workdir)
