@@ -55,24 +55,28 @@ def make_error_fn(model, out_sharding=None, mc_samples: int = 0):
   choice).
 
   mc_samples > 0: Monte Carlo dropout (Gal & Ghahramani 2016). The prediction is the argmax of
-  the mean softmax over that many passes with the candidate's training dropout on, pass i with
-  key fold_in(key, i). A model trained with heavy dropout (the DNGPU reference's 0.5 for badd)
-  can compute a rule that its deterministic pass (dropout off, the usual inference) does not:
-  see RESULTS.md. 0: the deterministic pass. Raises ValueError (check_mc_dropout).
+  the mean softmax over that many passes with the candidate's training dropout on; example b's
+  pass i draws its masks from fold_in(fold_in(key, rows[b]), i), rows (B,) int32 being the
+  examples' indices in the test stream, so that its masks do not depend on the batch it is in
+  (nor on the device count). A model trained with heavy dropout (the DNGPU reference's 0.5 for
+  badd) can compute a rule that its deterministic pass (dropout off, the usual inference) does
+  not: see RESULTS.md. 0: the deterministic pass. Raises ValueError (check_mc_dropout).
   """
   check_mc_dropout(model, mc_samples)
 
-  def probabilities(variables, inputs, lengths, key, i):
-    out = model.apply(variables, inputs, lengths, train=False, mc_dropout=True,
-                      rngs={"dropout": jax.random.fold_in(key, i)})
-    return jax.nn.softmax(out.logits)
+  def probabilities(variables, inputs, lengths, keys, i):
+    def one(x, length, k):  # one example, with its own masks
+      return model.apply(variables, x[None], length[None], train=False, mc_dropout=True,
+                         rngs={"dropout": jax.random.fold_in(k, i)}).logits[0]
+    return jax.nn.softmax(jax.vmap(one)(inputs, lengths, keys))
 
   @functools.partial(jax.jit, out_shardings=out_sharding)
-  def errors(variables, inputs, targets, lengths, key=None):
+  def errors(variables, inputs, targets, lengths, key=None, rows=None):
     if mc_samples:  # argmax of the summed probabilities = argmax of their mean
+      keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(rows)
       scores = jax.lax.fori_loop(
-          1, mc_samples, lambda i, total: total + probabilities(variables, inputs, lengths, key, i),
-          probabilities(variables, inputs, lengths, key, 0))
+          1, mc_samples, lambda i, total: total + probabilities(variables, inputs, lengths, keys, i),
+          probabilities(variables, inputs, lengths, keys, 0))
     else:
       scores = model.apply(variables, inputs, lengths, train=False).logits
     real = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]
@@ -83,24 +87,27 @@ def make_error_fn(model, out_sharding=None, mc_samples: int = 0):
 
 
 def count_errors(error_fn, variables, inputs, targets, lengths, dp=None, min_rows: int = 0,
-                 key=None):
+                 key=None, rows=None):
   """error_fn on one batch, its examples split over dp's devices (sharding.DataParallel).
 
   inputs, targets (B, L), lengths (B,) numpy int32. The batch is padded to at least min_rows
   and to a multiple of the device count with copies of its first row, which are dropped from the
-  result, so the examples and the counts are those of a 1-device evaluation (deterministic
-  inference; Monte Carlo dropout masks depend on the padded batch). key: the dropout key of a
-  Monte Carlo dropout error_fn. Returns numpy (any wrong? bool (B,), wrong count int (B,)).
+  result, so the examples and the counts are those of a 1-device evaluation. key, rows (B,):
+  the dropout key and the examples' stream indices of a Monte Carlo dropout error_fn. Returns
+  numpy (any wrong? bool (B,), wrong count int (B,)).
   """
-  rows = len(lengths)
-  arrays = tuple(np.asarray(a) for a in (inputs, targets, lengths))
+  count = len(lengths)
+  rows = np.arange(count, dtype=np.int32) if rows is None else np.asarray(rows, np.int32)
+  arrays = tuple(np.asarray(a) for a in (inputs, targets, lengths, rows))
   if dp is not None:
-    pad = dp.padded_size(max(rows, min_rows)) - rows
+    pad = dp.padded_size(max(count, min_rows)) - count
     if pad:
       arrays = tuple(np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) for a in arrays)
     arrays = dp.shard(arrays)
-  any_wrong, num_wrong = jax.device_get(error_fn(variables, *arrays, key))
-  return np.asarray(any_wrong)[:rows], np.asarray(num_wrong)[:rows]
+  inputs, targets, lengths, rows = arrays
+  any_wrong, num_wrong = jax.device_get(error_fn(variables, inputs, targets, lengths, key,
+                                                 rows if key is not None else None))
+  return np.asarray(any_wrong)[:count], np.asarray(num_wrong)[:count]
 
 
 def batch_size_for(length: int, num_examples: int) -> int:
@@ -155,7 +162,8 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
   consecutive batches as one device draws them, so the examples, and the results, do not depend
   on the device count.
   mc_samples: Monte Carlo dropout passes (make_error_fn; error_fn, if given, must be made with
-  the same count); the masks of batch i at a length come from the seed, so a rerun repeats them.
+  the same count); each example's masks come from the seed, the length and its index, so they
+  do not depend on the batch size or the device count either.
   """
   counts = check_request(task, lengths, num_examples, [kind] if kind else [])
   error_fn = error_fn or make_error_fn(model, mc_samples=mc_samples)
@@ -168,19 +176,18 @@ def evaluate_lengths(model, variables, task, lengths, num_examples, seed: int,
     label = f"eval {kind + ' ' if kind else ''}L={length} "
     bar = Progress(num_batches, label=label) if progress else None
     seq_wrong = sym_wrong = 0
+    mc_key = (jax.random.wrap_key_data(np.asarray(  # example i's masks: fold_in(mc_key, i)
+        data_seed(seed, MC_DROPOUT_STREAM, length, kind_id), np.uint32)) if mc_samples else None)
     try:
       for first in range(0, num_batches, group):
         parts = [eval_batch(task, seed, stream, length, i, batch, kind)
                  for i in range(first, min(first + group, num_batches))]
         take = min(len(parts) * batch, count - first * batch)  # rows past `count` do not count
         lens = np.full((len(parts) * batch,), length, np.int32)
-        key = (jax.random.wrap_key_data(np.asarray(
-            data_seed(seed, MC_DROPOUT_STREAM, length, first, kind_id), np.uint32))
-               if mc_samples else None)
         any_wrong, num_wrong = count_errors(  # min_rows: one shape, so one compile per length
             error_fn, variables, np.concatenate([p.inputs for p in parts]),
             np.concatenate([p.targets for p in parts]), lens, dp, min_rows=group * batch,
-            key=key)
+            key=mc_key, rows=first * batch + np.arange(len(lens)))
         seq_wrong += int(any_wrong[:take].sum())
         sym_wrong += int(num_wrong[:take].sum())
         if bar:

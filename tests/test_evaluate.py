@@ -150,23 +150,28 @@ def test_evaluate_checkpoint_restores_from_the_config_alone(tmp_path, monkeypatc
 
 
 def test_mc_dropout_is_the_argmax_of_the_mean_softmax_of_dropout_passes():
-  """eval.mc_dropout_samples: K passes with the candidate's dropout, pass i keyed
-  fold_in(key, i); the prediction is the argmax of their mean softmax."""
+  """eval.mc_dropout_samples: K passes with the candidate's dropout, example b's pass i keyed
+  fold_in(fold_in(key, rows[b]), i); the prediction is the argmax of their mean softmax."""
   from neural_gpu.models import dngpu
   task = tasks.get("badd")
   model = dngpu.DNGPU(task.vocab_size, nmaps=6, dropout=0.5, input_dropout=0.5)
   data = task.sample(3, 16, 9)
   lengths = jnp.full((16,), 9, jnp.int32)
   variables = model.init(jax.random.key(0), data.inputs, lengths)
-  key = jax.random.key(7)
-  probs = [jax.nn.softmax(model.apply(variables, data.inputs, lengths, mc_dropout=True,
-                                      rngs={"dropout": jax.random.fold_in(key, i)}).logits)
-           for i in range(3)]
+  key, rows = jax.random.key(7), jnp.arange(100, 116)
+
+  def one_pass(i):  # example by example, each with its own key
+    return jnp.concatenate([jax.nn.softmax(model.apply(
+        variables, data.inputs[b:b + 1], lengths[b:b + 1], mc_dropout=True,
+        rngs={"dropout": jax.random.fold_in(jax.random.fold_in(key, rows[b]), i)}).logits)
+        for b in range(16)])
+
+  probs = [one_pass(i) for i in range(3)]
   assert not np.allclose(probs[0], probs[1])  # the passes differ: dropout is on
   for k in (1, 3):
     wrong = np.asarray(jnp.argmax(sum(probs[:k]) / k, -1)) != data.targets
     any_wrong, num_wrong = evaluate.make_error_fn(model, mc_samples=k)(
-        variables, data.inputs, data.targets, lengths, key)
+        variables, data.inputs, data.targets, lengths, key, rows)
     np.testing.assert_array_equal(any_wrong, wrong.any(1))
     np.testing.assert_array_equal(num_wrong, wrong.sum(1))
   deterministic = model.apply(variables, data.inputs, lengths).logits  # the input read whole:
@@ -201,3 +206,23 @@ def test_mc_dropout_report_is_kept_beside_the_deterministic_one(tmp_path):
   assert report["mc_dropout_samples"] == 4 and report["mc_results"] == [row(101, 0.25)]
   text = evaluate.format_table(report)
   assert "Monte Carlo dropout, mean of 4 passes:" in text and "0.2500" in text
+
+
+def test_mc_dropout_masks_follow_the_example_not_its_batch():
+  """Each example's masks come from its index in the test stream: split into other batches (as
+  other batch sizes or device counts do), every example gets the same prediction."""
+  from neural_gpu.models import dngpu
+  task = tasks.get("badd")
+  model = dngpu.DNGPU(task.vocab_size, nmaps=6, dropout=0.5)
+  data = task.sample(5, 12, 9)
+  lengths = np.full((12,), 9, np.int32)
+  variables = model.init(jax.random.key(1), data.inputs, lengths)
+  error_fn, key = evaluate.make_error_fn(model, mc_samples=2), jax.random.key(3)
+  count = lambda s: evaluate.count_errors(error_fn, variables, data.inputs[s], data.targets[s],
+                                          lengths[s], key=key, rows=np.arange(12)[s])[1]
+  whole = count(slice(0, 12))
+  np.testing.assert_array_equal(np.concatenate([count(slice(0, 5)), count(slice(5, 12))]), whole)
+  assert 0 < whole.sum() < 12 * 9  # a real count, not all or nothing
+  other = evaluate.count_errors(error_fn, variables, data.inputs, data.targets, lengths, key=key,
+                                rows=np.arange(12) + 1)[1]
+  assert not np.array_equal(other, whole)  # the index does choose the masks
