@@ -109,6 +109,13 @@ def four_device_checks(out: str) -> None:
     logits[name] = np.asarray(jax.device_get(apply(
         dp.replicate(params), *dp.shard((inputs, lengths)), jax.random.key(seed))))
   np.savez(os.path.join(out, "dropout_logits.npz"), **logits)
+
+  # Monte Carlo dropout evaluation of that DNGPU: 10 examples of L=9 in batches of 4, grouped
+  # over 4 devices or run one by one; each example's masks follow its index, not its batch.
+  evaluate.MAX_CELLS_PER_BATCH = 40
+  mc_on = lambda dp: evaluate.evaluate_lengths(trainer.model, params, trainer.task, [9], 10, 0,
+                                               progress=False, dp=dp, mc_samples=3)
+  checks["mc_grouped"], checks["mc_one_by_one"] = mc_on(sharding.DataParallel(4)), mc_on(None)
   with open(os.path.join(out, "checks.json"), "w") as f:
     json.dump(checks, f)
 
@@ -158,6 +165,8 @@ def test_evaluation_split_over_devices_counts_the_same_examples(four_devices):
   assert checks["eval_grouped"] == checks["eval_one_by_one"]
   assert [r["num_examples"] for r in checks["eval_grouped"]] == [10, 10]
   assert checks["eval_grouped"][1]["symbol_error"] not in (0.0, 1.0)  # a count, not a constant
+  assert checks["mc_grouped"] == checks["mc_one_by_one"]  # Monte Carlo dropout too
+  assert checks["mc_grouped"][0]["num_examples"] == 10
 
 
 def test_dropout_masks_do_not_depend_on_the_device_count(four_devices):
