@@ -209,7 +209,8 @@ def write_report(workdir: str, report: dict) -> dict:
 
   A report already there for that step is merged, not overwritten: a length (or hard set and
   length) measured again is replaced, the others are kept, so evaluating more lengths later
-  never loses the earlier ones. With several processes only the primary one (index 0) writes.
+  never loses the earlier ones; Monte Carlo dropout rows of another sample count are replaced
+  whole. With several processes only the primary one (index 0) writes.
   """
   if jax.process_index() != 0:
     return report
@@ -220,14 +221,14 @@ def write_report(workdir: str, report: dict) -> dict:
       old = json.load(f)
   except (OSError, ValueError):
     old = {}
-  if old.get("mc_dropout_samples") != report.get("mc_dropout_samples", old.get(
-      "mc_dropout_samples")):  # other Monte Carlo sample counts: not merged, replaced
-    old = {k: v for k, v in old.items() if not k.startswith("mc_")}
-  report = {**{k: v for k, v in old.items() if k.startswith("mc_")}, **report}
-  for name, key in (("results", lambda r: r["length"]), ("hard", lambda r: (r["kind"], r["length"])),
-                    ("mc_results", lambda r: r["length"]),
-                    ("mc_hard", lambda r: (r["kind"], r["length"]))):
-    merged = _merge(old.get(name, []), report.get(name, []), key)
+  new = report
+  if "mc_dropout_samples" in new and old.get("mc_dropout_samples") != new["mc_dropout_samples"]:
+    old = {k: v for k, v in old.items() if not k.startswith("mc_")}  # other K: replaced
+  report = {**old, **new}
+  by_length, by_kind = (lambda r: r["length"]), (lambda r: (r["kind"], r["length"]))
+  for name, key in (("results", by_length), ("hard", by_kind), ("mc_results", by_length),
+                    ("mc_hard", by_kind)):
+    merged = _merge(old.get(name, []), new.get(name, []), key)
     if merged or name == "results":
       report[name] = merged
   tmp = path + ".tmp"

@@ -46,8 +46,7 @@ def defaults(name: str) -> dict:
   if name not in _REGISTRY:
     return {}
   return {f.name: f.default for f in dataclasses.fields(_REGISTRY[name])
-          if f.name not in ("parent", "name", "vocab_size")
-          and f.default is not dataclasses.MISSING}
+          if f.name in parameters(name) and f.default is not dataclasses.MISSING}
 
 
 def get(name: str, vocab_size: int, **params):
