@@ -5,6 +5,7 @@
   python launch.py --config=experiments/task.py:task=copy --workdir=runs/copy --config.train.num_steps=500
   python launch.py --mode=eval --workdir=runs/default --lengths=41,401 --num_examples=64
   python launch.py --mode=eval --workdir=runs/badd_ref --lengths=401 --mc_dropout_samples=16
+  python launch.py --mode=eval --workdir=runs/bmul --lengths=4001 --matmul_precision=default
   python launch.py --mode=visualize --workdir=runs/default --length=41   # state over time
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
   python launch.py --config=experiments/badd_cpu.py --seeds=0-9 --parallel=2 --workdir=runs/badd_seeds
@@ -52,6 +53,10 @@ flags.DEFINE_list("hard_kinds", None, "eval: hard test sets to add, e.g. carry,z
 flags.DEFINE_integer("mc_dropout_samples", None, "eval: Monte Carlo dropout, the mean of this "
                      "many passes with the candidate's dropout on, reported beside the usual "
                      "deterministic pass (default: the config's eval.mc_dropout_samples; 0: off).")
+flags.DEFINE_string("matmul_precision", None, "eval: precision of the float32 matmuls, a name "
+                    "of jax.default_matmul_precision: highest (float32), high, default (on a "
+                    "recent NVIDIA GPU, TF32), BF16_BF16_F32... (default: the config's "
+                    "eval.matmul_precision).")
 flags.DEFINE_bool("best", False, "eval, visualize: the checkpoint early stopping kept (lowest validation "
                   "error) instead of the latest.")
 flags.DEFINE_bool("sweep", False, "Run every point of the config file's sweep() in its own "
@@ -156,7 +161,8 @@ def main(argv):
       report = evaluate.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
                                             config=config, best=FLAGS.best,
                                             hard_kinds=FLAGS.hard_kinds,
-                                            mc_samples=FLAGS.mc_dropout_samples)
+                                            mc_samples=FLAGS.mc_dropout_samples,
+                                            matmul_precision=FLAGS.matmul_precision)
     else:
       report = train.train_and_evaluate(FLAGS.config, workdir)
   except (ValueError, train.TrainingError) as e:

@@ -117,6 +117,9 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       plateau_patience=3,
       plateau_decay=0.98,
       min_lr_scale=0.0,
+      # float32 matmul precision of the training step (evaluate.MATMUL_PRECISIONS); "default":
+      # JAX's, as when none is set (float32 on a CPU, TF32 on recent NVIDIA GPUs)
+      matmul_precision="default",
   )
   c.optimizer = {**dict(grad_noise=0.0, grad_noise_decay=0.55, grad_noise_lr=0.0,
                         clip_value=0.0, schedule="constant", decay_start=0, decay_steps=1000,
@@ -146,7 +149,10 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
   # too, at the same lengths; empty: random inputs only.
   # mc_dropout_samples: also evaluate with Monte Carlo dropout, the mean softmax of this many
   # passes with the candidate's training dropout on (dngpu; 0: off, the deterministic pass only).
-  c.eval = dict(lengths=(41, 401), num_examples=(256, 64), hard_kinds="", mc_dropout_samples=0)
+  # matmul_precision: of the evaluation's float32 matmuls (evaluate.MATMUL_PRECISIONS);
+  # "highest" is float32 on every backend.
+  c.eval = dict(lengths=(41, 401), num_examples=(256, 64), hard_kinds="", mc_dropout_samples=0,
+                matmul_precision="highest")
   return c
 
 

@@ -31,6 +31,15 @@ from neural_gpu.models.common import NotApplicable
 EVAL_STREAM = 1  # fold_in tag that separates test data from training data (stream 0).
 MC_DROPOUT_STREAM = 5  # fold_in tag of the Monte Carlo dropout masks at evaluation
 MAX_CELLS_PER_BATCH = 1 << 16  # batch * length bound: long lengths go in small batches
+# jax.default_matmul_precision's names for the precision of float32 matmuls and convolutions
+# (JAX 0.10) that XLA:CPU also compiles; XLA:CPU computes every one of them in float32.
+# "highest" (= "float32") is float32 on every backend; what "high" (= "tensorfloat32") and
+# "default" (= "bfloat16": TPU's meaning; XLA's default, the same as not setting one) mean on a
+# GPU is XLA's choice (TF32 tensor cores on NVIDIA Ampere and later, JAX issues 12008, 18934);
+# "BF16_BF16_F32" asks for bfloat16 products with float32 sums (a jax.lax.DotAlgorithmPreset).
+# benchmarks/gpu_session.py measures each one's error on the GPU it runs on.
+MATMUL_PRECISIONS = ("highest", "float32", "high", "tensorfloat32", "default", "bfloat16",
+                     "BF16_BF16_F32")
 
 
 def check_mc_dropout(model, mc_samples: int) -> None:
@@ -47,7 +56,16 @@ def check_mc_dropout(model, mc_samples: int) -> None:
                      "dropout (model.dropout=0), so there is nothing to sample; set it to 0")
 
 
-def make_error_fn(model, out_sharding=None, mc_samples: int = 0):
+def check_matmul_precision(precision: str, field: str = "eval.matmul_precision") -> None:
+  """ValueError (one line, naming `field` and the valid values) unless `precision` is one of
+  MATMUL_PRECISIONS."""
+  if precision not in MATMUL_PRECISIONS:
+    raise ValueError(f"{field}={precision!r} is not a matmul precision; valid: "
+                     f"{', '.join(MATMUL_PRECISIONS)}")
+
+
+def make_error_fn(model, out_sharding=None, mc_samples: int = 0,
+                  matmul_precision: str = "highest"):
   """jit'd (variables, inputs, targets, lengths, key=None) -> per-example (any wrong?, wrong count).
 
   inputs, targets (B, L) int32, lengths (B,) int32; returns bool (B,) and int32 (B,), placed by
@@ -60,9 +78,15 @@ def make_error_fn(model, out_sharding=None, mc_samples: int = 0):
   examples' indices in the test stream, so that its masks do not depend on the batch it is in
   (nor on the device count). A model trained with heavy dropout (the DNGPU reference's 0.5 for
   badd) can compute a rule that its deterministic pass (dropout off, the usual inference) does
-  not: see RESULTS.md. 0: the deterministic pass. Raises ValueError (check_mc_dropout).
+  not: see RESULTS.md. 0: the deterministic pass.
+
+  matmul_precision: the model's float32 matmuls and convolutions are traced under
+  jax.default_matmul_precision(matmul_precision), so the compiled program carries it
+  (MATMUL_PRECISIONS; "highest": float32 on every backend). Raises ValueError
+  (check_mc_dropout, check_matmul_precision).
   """
   check_mc_dropout(model, mc_samples)
+  check_matmul_precision(matmul_precision)
 
   def probabilities(variables, inputs, lengths, keys, i):
     def one(x, length, k):  # one example, with its own masks
@@ -72,13 +96,15 @@ def make_error_fn(model, out_sharding=None, mc_samples: int = 0):
 
   @functools.partial(jax.jit, out_shardings=out_sharding)
   def errors(variables, inputs, targets, lengths, key=None, rows=None):
-    if mc_samples:  # argmax of the summed probabilities = argmax of their mean
-      keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(rows)
-      scores = jax.lax.fori_loop(
-          1, mc_samples, lambda i, total: total + probabilities(variables, inputs, lengths, keys, i),
-          probabilities(variables, inputs, lengths, keys, 0))
-    else:
-      scores = model.apply(variables, inputs, lengths, train=False).logits
+    with jax.default_matmul_precision(matmul_precision):  # read as each dot is traced
+      if mc_samples:  # argmax of the summed probabilities = argmax of their mean
+        keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(rows)
+        scores = jax.lax.fori_loop(
+            1, mc_samples,
+            lambda i, total: total + probabilities(variables, inputs, lengths, keys, i),
+            probabilities(variables, inputs, lengths, keys, 0))
+      else:
+        scores = model.apply(variables, inputs, lengths, train=False).logits
     real = jnp.arange(inputs.shape[1])[None, :] < lengths[:, None]
     wrong = losses.wrong_positions(scores, targets, real)
     return jnp.any(wrong, axis=1), jnp.sum(wrong, axis=1)
@@ -289,7 +315,8 @@ def hard_kinds_of(config) -> list[str]:
 
 def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num_examples=None,
                         config=None, progress: bool = True, best: bool = False,
-                        hard_kinds=None, mc_samples: int | None = None) -> dict:
+                        hard_kinds=None, mc_samples: int | None = None,
+                        matmul_precision: str | None = None) -> dict:
   """Evaluates checkpoint `step` of `workdir` (latest unless given; with `best`, the one early
   stopping kept) and writes the report to <workdir>/eval/step_<N>.json (merged with one there).
 
@@ -298,11 +325,17 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   `lengths` differ from the config's). hard_kinds (default: config.eval.hard_kinds) adds the
   task's hard test sets at the same lengths, under the report's "hard" key. mc_samples (default:
   config.eval.mc_dropout_samples) > 0 evaluates the same examples again with Monte Carlo
-  dropout (make_error_fn), under "mc_results" and "mc_hard", with "mc_dropout_samples". Returns
-  the report {"step", "task", "model", "train_max_length", "results": [per length], "hard"?,
-  ...}. Raises ValueError or workdir.TrainingError (one line) before any work on a bad request.
+  dropout (make_error_fn), under "mc_results" and "mc_hard", with "mc_dropout_samples".
+  matmul_precision (default: config.eval.matmul_precision): make_error_fn's, stored as the
+  report's "matmul_precision" (that of the latest evaluation merged into it). Returns the report
+  {"step", "task", "model", "train_max_length", "matmul_precision", "results": [per length],
+  "hard"?, ...}. Raises ValueError or workdir.TrainingError (one line) before any work on a bad
+  request.
   """
   config = config or workdir_lib.load_config(workdir)
+  if matmul_precision is None:
+    matmul_precision = config.eval.matmul_precision
+  check_matmul_precision(matmul_precision)
   hard_kinds = hard_kinds_of(config) if hard_kinds is None else hard_kinds
   if mc_samples is None:
     mc_samples = config.eval.mc_dropout_samples
@@ -319,15 +352,19 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   variables = {"params": run.state.params, **run.state.model_state}
   evaluate = functools.partial(evaluate_lengths, run.model, variables, run.task, lengths,
                                num_examples, config.seed,
-                               make_error_fn(run.model, run.dp.replicated), progress, dp=run.dp)
+                               make_error_fn(run.model, run.dp.replicated,
+                                             matmul_precision=matmul_precision),
+                               progress, dp=run.dp)
   report = {"step": run.step, "task": config.task.name, "model": config.model.name,
-            "train_max_length": run.max_length, "results": evaluate()}
+            "train_max_length": run.max_length, "matmul_precision": matmul_precision,
+            "results": evaluate()}
   if hard_kinds:
     report["hard"] = [{"kind": kind, **r} for kind in hard_kinds for r in evaluate(kind=kind)]
   if mc_samples:
     mc = functools.partial(evaluate_lengths, run.model, variables, run.task, lengths,
                            num_examples, config.seed,
-                           make_error_fn(run.model, run.dp.replicated, mc_samples), progress,
+                           make_error_fn(run.model, run.dp.replicated, mc_samples,
+                                         matmul_precision), progress,
                            dp=run.dp, mc_samples=mc_samples)
     report.update(mc_dropout_samples=mc_samples, mc_results=mc())
     if hard_kinds:

@@ -137,6 +137,8 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
   Each penalty a model outputs (ModelOutput.penalties) or its training rule adds is weighted by
   its name. out_sharding:
   where the new state and metrics go (sharding.DataParallel.replicated; None: XLA chooses).
+  config.train.matmul_precision: the step's float32 matmuls are traced under
+  jax.default_matmul_precision of it (evaluate.MATMUL_PRECISIONS; ValueError otherwise).
   """
   root_key = jax.random.key(config.seed)
   opt = config.optimizer
@@ -147,6 +149,8 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
   on_padding = config.train.loss_on_padding
   input_noise = config.train.input_noise
   base_lr = optimizers.schedule(opt)
+  precision = config.train.matmul_precision
+  eval_lib.check_matmul_precision(precision, "train.matmul_precision")
 
   def loss_fn(params, model_state, batches, key, hyper):
     totals = {"loss": 0.0, "seq_err": 0.0, "sym_err": 0.0}
@@ -199,7 +203,12 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
 
   if max_traces is not None:  # tests prove "one compile per bucket" with this
     train_step = chex.assert_max_traces(train_step, n=max_traces)
-  return jax.jit(train_step, out_shardings=out_sharding)
+
+  def step_at_precision(state, batches, hyper):
+    with jax.default_matmul_precision(precision):  # read as each dot is traced
+      return train_step(state, batches, hyper)
+
+  return jax.jit(step_at_precision, out_shardings=out_sharding)
 
 
 def decay_on_plateau(c, lr_scale: float, history: list, loss: float) -> tuple[float, list]:
@@ -269,7 +278,8 @@ class Trainer:
     self.relaxation = ngpu.RelaxationRule.from_config(config)
     self.train_step = make_train_step(config, self.model, self.optimizer, max_traces,
                                       self.dp.replicated)
-    self.error_fn = eval_lib.make_error_fn(self.model, self.dp.replicated)
+    self.error_fn = eval_lib.make_error_fn(self.model, self.dp.replicated,
+                                           matmul_precision=config.eval.matmul_precision)
 
   # -- state -------------------------------------------------------------------------------
   def init_state(self) -> TrainState:

@@ -1,6 +1,7 @@
 """Evaluation counts every position, PAD included, and keeps results keyed by length."""
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -226,3 +227,59 @@ def test_mc_dropout_masks_follow_the_example_not_its_batch():
   other = evaluate.count_errors(error_fn, variables, data.inputs, data.targets, lengths, key=key,
                                 rows=np.arange(12) + 1)[1]
   assert not np.array_equal(other, whole)  # the index does choose the masks
+
+
+def dot_precisions(hlo: str) -> list[str]:
+  """The precision of every dot and convolution in a lowered program's StableHLO text."""
+  return re.findall(r"precision = \[(\w+), \1\]", hlo)
+
+
+def test_matmul_precision_is_one_of_jax_names_or_a_one_line_error():
+  from neural_gpu.models import dngpu
+  for name in evaluate.MATMUL_PRECISIONS:
+    evaluate.check_matmul_precision(name)
+  with pytest.raises(ValueError, match=r"eval.matmul_precision='fp16' is not a matmul precision; "
+                     r"valid: highest, float32, high,") as e:
+    evaluate.make_error_fn(dngpu.DNGPU(4, nmaps=6), matmul_precision="fp16")
+  assert "\n" not in str(e.value)
+
+
+def test_matmul_precision_reaches_every_dot_of_the_compiled_program():
+  """The setting is in the lowered program, not just accepted: "highest" marks every dot of
+  the DNGPU's time loop HIGHEST, "default" none, the bf16 preset asks for bf16 operands."""
+  from neural_gpu.models import dngpu
+  task = tasks.get("badd")
+  model = dngpu.DNGPU(task.vocab_size, nmaps=6)
+  data = task.sample(3, 4, 9)
+  lengths = jnp.full((4,), 9, jnp.int32)
+  variables = model.init(jax.random.key(0), data.inputs, lengths)
+  lowered = {p: evaluate.make_error_fn(model, matmul_precision=p).lower(
+      variables, data.inputs, data.targets, lengths).as_text()
+      for p in ("highest", "default", "BF16_BF16_F32")}
+  assert len(dot_precisions(lowered["highest"])) >= 3  # gates, candidate, readout at least
+  assert set(dot_precisions(lowered["highest"])) == {"HIGHEST"}
+  assert set(dot_precisions(lowered["default"])) == {"DEFAULT"}
+  assert "lhs_precision_type = bf16" in lowered["BF16_BF16_F32"]
+  assert "lhs_precision_type" not in lowered["highest"]
+
+
+def test_every_matmul_precision_gives_the_same_errors_on_the_cpu(tmp_path):
+  """XLA:CPU computes every precision in float32: a trained model's error counts agree exactly
+  (on a GPU they may not: benchmarks/gpu_session.py compares them there)."""
+  from experiments import tiny
+  from neural_gpu import train, workdir
+
+  config = tiny.get_config()
+  config.train.num_steps = config.checkpoint.every_steps = 20
+  workdir.save_config(config, str(tmp_path))
+  train.Trainer(config, str(tmp_path)).run()
+  run = evaluate.restore_checkpoint(config, str(tmp_path))
+  variables = {"params": run.state.params, **run.state.model_state}
+  counts = {}
+  for precision in evaluate.MATMUL_PRECISIONS:
+    error_fn = evaluate.make_error_fn(run.model, matmul_precision=precision)
+    batch = evaluate.eval_batch(run.task, config.seed, evaluate.EVAL_STREAM, 17, 0, 16)
+    counts[precision] = [a.tolist() for a in evaluate.count_errors(
+        error_fn, variables, batch.inputs, batch.targets, np.full((16,), 17, np.int32))]
+  assert 0 < sum(counts["highest"][1]) < 16 * 17  # a real count, not all or nothing
+  assert all(c == counts["highest"] for c in counts.values()), counts

@@ -34,10 +34,12 @@ def assert_one_line_error(result, *needles):
 
 
 def test_eval_mode_reads_the_checkpoint(trained):
-  result = launch("--mode=eval", f"--workdir={trained}", "--lengths=5,9,21", "--num_examples=6")
+  result = launch("--mode=eval", f"--workdir={trained}", "--lengths=5,9,21", "--num_examples=6",
+                  "--matmul_precision=default")
   assert result.returncode == 0, result.stderr[-2000:]
   with open(os.path.join(trained, "eval", "step_10.json")) as f:
     report = json.load(f)
+  assert report["matmul_precision"] == "default"  # the flag, over the config's "highest"
   # Merged into the report training wrote (lengths 9 and 17): 9 is measured again, 17 is kept.
   assert [(r["length"], r["num_examples"]) for r in report["results"]] == [
       (5, 6), (9, 6), (17, 8), (21, 6)]
@@ -57,6 +59,12 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
                         "model 'gru' has no parameter(s)", "experiments/task.py:model=gru")
   assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--mc_dropout_samples=4"),
                         "needs a model with candidate dropout")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--matmul_precision=fp8"),
+                        "matmul_precision='fp8' is not a matmul precision", "highest")
+  assert_one_line_error(launch(*TINY, "--config.eval.matmul_precision=tf32",
+                               f"--workdir={tmp_path}/c"), "eval.matmul_precision='tf32'")
+  assert_one_line_error(launch(*TINY, "--config.train.matmul_precision=tf32",
+                               f"--workdir={tmp_path}/c"), "train.matmul_precision='tf32'")
   assert_one_line_error(launch(*TINY, "--config.train.num_stepz=3", f"--workdir={tmp_path}/c"),
                         "num_steps")
   assert_one_line_error(launch(*TINY, "--config.eval.num_examples=0", f"--workdir={tmp_path}/d"),

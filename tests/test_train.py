@@ -34,7 +34,9 @@ def final_params(workdir):
 
 
 def check_report_schema(report, config):
-  assert set(report) == {"step", "task", "model", "train_max_length", "results"}
+  assert set(report) == {"step", "task", "model", "train_max_length", "matmul_precision",
+                         "results"}
+  assert report["matmul_precision"] == config.eval.matmul_precision
   assert report["task"] == config.task.name and report["model"] == config.model.name
   assert [r["length"] for r in report["results"]] == list(config.eval.lengths)
   for r, n in zip(report["results"], config.eval.num_examples):
@@ -119,6 +121,22 @@ def test_one_compile_per_bucket_across_the_curriculum(tmp_path):
   trainer = train.Trainer(config, str(tmp_path / "ok"), max_traces=3)
   trainer.run()
   assert trainer.train_step._cache_size() == 3
+
+
+def test_train_matmul_precision_reaches_every_dot_of_the_step(tmp_path):
+  """train.matmul_precision is traced into the step, its gradient's dots included."""
+  from tests.test_evaluate import dot_precisions
+  config = tiny.get_config()
+  texts = {}
+  for precision in ("highest", "default"):
+    config.train.matmul_precision = precision
+    trainer = train.Trainer(config, str(tmp_path))
+    host = trainer.init_host()
+    texts[precision] = trainer.train_step.lower(trainer.init_state(), trainer.batches(0, host),
+                                                trainer.hyper(host)).as_text()
+  assert len(dot_precisions(texts["highest"])) >= 6  # forward and gradient dots
+  assert set(dot_precisions(texts["highest"])) == {"HIGHEST"}
+  assert set(dot_precisions(texts["default"])) == {"DEFAULT"}
 
 
 def test_non_finite_parameters_stop_the_run_and_are_never_checkpointed(tmp_path):
