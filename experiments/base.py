@@ -88,6 +88,10 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
       loss="softmax_cross_entropy",  # a name of neural_gpu/losses.py
       label_smoothing=0.0,
       input_noise=0.0,  # probability of replacing each input symbol by a random one (training)
+      # > 0: each step also runs every bin with all dropout off and adds this times that pass's
+      # loss to the objective (metric dropout_free_loss), so the deterministic pass that
+      # evaluation uses is trained too; costs a second forward and backward pass.
+      dropout_free_loss_weight=0.0,
       # Share of each training batch drawn from the task's hard generators (e.g. badd 'carry':
       # long carry chains, which random operands of <= 20 bits rarely contain), split over
       # hard_kinds ("carry,zeros"; empty: all the task has), from hard_start_step on.

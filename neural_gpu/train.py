@@ -148,6 +148,14 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
   smoothing = config.train.label_smoothing
   on_padding = config.train.loss_on_padding
   input_noise = config.train.input_noise
+  # A second pass with every dropout off, whose loss joins the objective: it trains the
+  # deterministic read-out that evaluation uses alongside the dropout pass (the gap between the
+  # two is what expectation-linear dropout, Ma et al. 2017, regularizes).
+  dropout_free_weight = config.train.dropout_free_loss_weight
+  if dropout_free_weight < 0:
+    raise TrainingError(f"train.dropout_free_loss_weight must be >= 0, got {dropout_free_weight}")
+  dropout_free_model = model.clone(**{name: 0.0 for name in ("dropout", "input_dropout")
+                                      if hasattr(model, name)})
   base_lr = optimizers.schedule(opt)
   precision = config.train.matmul_precision
   eval_lib.check_matmul_precision(precision, "train.matmul_precision")
@@ -171,11 +179,19 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
                                            on_padding)
       for name, value in zip(("loss", "seq_err", "sym_err"), (loss, seq_err, sym_err)):
         totals[name] += value / len(batches)
+      if dropout_free_weight:
+        free = dropout_free_model.apply(variables, inputs, lengths, train=True, rngs=rngs,
+                                        mutable=list(new_state) if new_state else False)
+        free = free[0] if new_state else free  # its state updates are the dropout pass's
+        free_loss = masked_loss(free.logits, targets, lengths, loss_name, smoothing,
+                                on_padding)[0]
+        totals["dropout_free_loss"] = (totals.get("dropout_free_loss", 0.0)
+                                       + free_loss / len(batches))
       for name, value in out.penalties.items():
         penalties[name] = penalties.get(name, 0.0) + value / len(batches)
     if relaxation:
       penalties.update(relaxation.penalties(params))
-    objective = totals["loss"]
+    objective = totals["loss"] + dropout_free_weight * totals.get("dropout_free_loss", 0.0)
     for name, value in penalties.items():
       objective += hyper["penalty_weights"][name] * value
     return objective, (new_state, {**totals, **penalties})

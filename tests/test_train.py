@@ -224,6 +224,31 @@ def test_saturation_weight_follows_lr_times_loss(tmp_path):
   assert train.HostState.from_json(older, host).log_window == host.log_window
 
 
+def test_dropout_free_loss_is_the_loss_without_dropout_added_to_the_objective(tmp_path):
+  """train.dropout_free_loss_weight: a second pass with every dropout off joins the objective."""
+  def one_step(dropout, weight):
+    config = tiny.get_config("model=dngpu")
+    config.model.update(dropout=dropout, input_dropout=dropout)
+    config.train.dropout_free_loss_weight = weight
+    trainer = train.Trainer(config, str(tmp_path / f"{dropout}_{weight}"))
+    host = trainer.init_host()
+    _, metrics = trainer.train_step(trainer.init_state(), trainer.batches(0, host),
+                                    trainer.hyper(host))
+    return jax.device_get(metrics)
+
+  plain, doubled = one_step(0.0, 0.0), one_step(0.0, 1.0)
+  assert "dropout_free_loss" not in plain
+  # Without dropout both passes are the same: the same loss, and twice the gradient.
+  assert doubled["dropout_free_loss"] == pytest.approx(doubled["loss"], rel=1e-6)
+  assert doubled["grad_norm"] == pytest.approx(2 * plain["grad_norm"], rel=1e-3)
+  # With dropout the second pass is still the dropout-free one.
+  noisy = one_step(0.5, 1.0)
+  assert noisy["dropout_free_loss"] == pytest.approx(plain["loss"], rel=1e-6)
+  assert abs(noisy["loss"] - plain["loss"]) > 1e-3
+  with pytest.raises(train.TrainingError, match="dropout_free_loss_weight"):
+    one_step(0.0, -1.0)
+
+
 def test_label_smoothing_changes_the_loss():
   logits = np.array([[[4.0, 0.0, 0.0]]], np.float32)
   targets, lengths = np.array([[0]]), np.array([1])
