@@ -7,6 +7,7 @@
   python launch.py --mode=eval --workdir=runs/badd_ref --lengths=401 --mc_dropout_samples=16
   python launch.py --mode=eval --workdir=runs/bmul --lengths=4001 --matmul_precision=default
   python launch.py --mode=visualize --workdir=runs/default --length=41   # state over time
+  python launch.py --mode=errors --workdir=runs/badd_ref --lengths=41,401   # where answers go wrong
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
   python launch.py --config=experiments/badd_cpu.py --seeds=0-9 --parallel=2 --workdir=runs/badd_seeds
   # several hosts: the same command on each, with its own --process_id (or --distributed alone
@@ -32,22 +33,25 @@ config_flags.DEFINE_config_file(
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder (checkpoints, metrics, eval). "
                     "Default: runs/default for the default experiment.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "visualize", "gradcheck"],
+flags.DEFINE_enum("mode", "train", ["train", "eval", "visualize", "errors", "gradcheck"],
                   "train (then evaluate), eval only, visualize (pictures of one test example's "
-                  "state over time, neural_gpu/visualize.py) or gradcheck (finite differences "
+                  "state over time, neural_gpu/visualize.py), errors (where a checkpoint's "
+                  "answers go wrong, neural_gpu/debug.py) or gradcheck (finite differences "
                   "on the config's model).")
-flags.DEFINE_integer("step", None, "eval, visualize: checkpoint step (default: latest).")
+flags.DEFINE_integer("step", None, "eval, visualize, errors: checkpoint step (default: latest).")
 flags.DEFINE_integer("length", None, "visualize: example length (default: the training maximum).")
 flags.DEFINE_integer("example", 0, "visualize: which test example at that length (its index in "
                      "the evaluation).")
-flags.DEFINE_string("kind", None, "visualize: take the example from this hard test set, e.g. "
-                    "carry.")
+flags.DEFINE_string("kind", None, "visualize, errors: take the examples from this hard test set, "
+                    "e.g. carry.")
 flags.DEFINE_list("channels", None, "visualize: state channels to draw (default: the most "
                   "active ones).")
 flags.DEFINE_integer("max_draw_length", 400, "visualize: refuse longer --length (pictures of "
                      "L steps by L positions).")
-flags.DEFINE_list("lengths", None, "eval: lengths to test (default: the config's eval.lengths).")
-flags.DEFINE_integer("num_examples", None, "eval: examples per length (default: from config).")
+flags.DEFINE_list("lengths", None, "eval, errors: lengths to test (default: the config's "
+                  "eval.lengths).")
+flags.DEFINE_integer("num_examples", None, "eval, errors: examples per length (default: from "
+                     "config; errors: 64).")
 flags.DEFINE_list("hard_kinds", None, "eval: hard test sets to add, e.g. carry,zeros "
                   "(default: the config's eval.hard_kinds).")
 flags.DEFINE_integer("mc_dropout_samples", None, "eval: Monte Carlo dropout, the mean of this "
@@ -57,7 +61,7 @@ flags.DEFINE_string("matmul_precision", None, "eval: precision of the float32 ma
                     "of jax.default_matmul_precision: highest (float32), high, default (on a "
                     "recent NVIDIA GPU, TF32), BF16_BF16_F32... (default: the config's "
                     "eval.matmul_precision).")
-flags.DEFINE_bool("best", False, "eval, visualize: the checkpoint early stopping kept (lowest validation "
+flags.DEFINE_bool("best", False, "eval, visualize, errors: the checkpoint early stopping kept (lowest validation "
                   "error) instead of the latest.")
 flags.DEFINE_bool("sweep", False, "Run every point of the config file's sweep() in its own "
                   "<workdir>/<index>_<name>/, then write summary.md/json there; "
@@ -147,6 +151,12 @@ def main(argv):
       result = debug.gradient_check(FLAGS.config)
       print(json.dumps(result))
       sys.exit(0 if result["ok"] else 1)
+    if FLAGS.mode == "errors":
+      from neural_gpu import debug
+      lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
+      print(debug.format_error_positions(debug.error_positions(
+          workdir, FLAGS.step, lengths, FLAGS.num_examples or 64, FLAGS.best, FLAGS.kind)))
+      return
     if FLAGS.mode == "visualize":
       from neural_gpu import visualize
       channels = [int(c) for c in FLAGS.channels] if FLAGS.channels else None

@@ -20,3 +20,25 @@ def test_overfit_one_batch_repeats_the_first_batch(tmp_path):
   trainer = train.Trainer(config, str(tmp_path))
   for a, b in zip(trainer.batches(0, host)[0], trainer.batches(7, host)[0]):
     np.testing.assert_array_equal(a, b)
+
+
+def test_error_positions_add_up_to_the_evaluation_on_the_same_examples(tmp_path):
+  import pytest
+  from neural_gpu import evaluate, workdir
+  config = tiny.get_config()
+  config.train.num_steps = config.checkpoint.every_steps = 4  # barely trained: many errors
+  workdir.save_config(config, str(tmp_path))
+  train.Trainer(config, str(tmp_path)).run()
+  report = debug.error_positions(str(tmp_path), lengths=[9, 17], num_examples=12)
+  evaluated = evaluate.evaluate_checkpoint(str(tmp_path), lengths=[9, 17], num_examples=12,
+                                           progress=False)
+  assert report["step"] == 4
+  for r, e in zip(report["results"], evaluated["results"]):
+    assert r["wrong_symbols"] == round(e["symbol_error"] * 12 * r["length"]) > 0
+    assert sum(r["by_kind"].values()) == sum(r["by_offset"].values()) == r["wrong_symbols"]
+    # copy's answer fills the whole length: no PAD is expected, nothing lies after its end
+    assert r["by_kind"]["digit for PAD"] == 0
+    assert sum(n for (lo, _, label) in debug.OFFSET_BUCKETS if lo > 0
+               for n in [r["by_offset"][label]]) == 0
+  with pytest.raises(ValueError, match="cannot evaluate"):
+    debug.error_positions(str(tmp_path), lengths=[0])
