@@ -57,7 +57,7 @@ flags.DEFINE_list("hard_kinds", None, "eval: hard test sets to add, e.g. carry,z
 flags.DEFINE_integer("mc_dropout_samples", None, "eval: Monte Carlo dropout, the mean of this "
                      "many passes with the candidate's dropout on, reported beside the usual "
                      "deterministic pass (default: the config's eval.mc_dropout_samples; 0: off).")
-flags.DEFINE_string("matmul_precision", None, "eval: precision of the float32 matmuls, a name "
+flags.DEFINE_string("matmul_precision", None, "eval, errors: precision of the float32 matmuls, a name "
                     "of jax.default_matmul_precision: highest (float32), high, default (on a "
                     "recent NVIDIA GPU, TF32), BF16_BF16_F32... (default: the config's "
                     "eval.matmul_precision).")
@@ -110,6 +110,11 @@ def main(argv):
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=DIR")
   distributed = distributed_args()  # checked before anything starts
+  if FLAGS.mode in ("eval", "errors", "visualize") and any(
+      a.startswith("--config") for a in sys.argv[1:]):
+    fail(f"--mode={FLAGS.mode} reads the run's own config.json, so --config... would be "
+         "ignored; drop it (evaluation settings are flags: --lengths, --num_examples, "
+         "--hard_kinds, --mc_dropout_samples, --matmul_precision)")
   if FLAGS.sweep or FLAGS.seeds is not None or FLAGS.parallel != 1:
     # neither imports JAX: the runs are launch.py subprocesses
     from neural_gpu import seeds, sweep
@@ -154,8 +159,10 @@ def main(argv):
     if FLAGS.mode == "errors":
       from neural_gpu import debug
       lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
+      num_examples = 64 if FLAGS.num_examples is None else FLAGS.num_examples
       print(debug.format_error_positions(debug.error_positions(
-          workdir, FLAGS.step, lengths, FLAGS.num_examples or 64, FLAGS.best, FLAGS.kind)))
+          workdir, FLAGS.step, lengths, num_examples, FLAGS.best, FLAGS.kind or None,
+          FLAGS.matmul_precision)))
       return
     if FLAGS.mode == "visualize":
       from neural_gpu import visualize

@@ -12,6 +12,7 @@ import numpy as np
 from neural_gpu import evaluate, optimizers, train
 from neural_gpu import state as state_lib
 from neural_gpu import workdir as workdir_lib
+from neural_gpu.models.common import NotApplicable
 
 
 def gradient_check(config, length: int = 5, batch_size: int = 2, eps: float = 1e-4,
@@ -63,53 +64,70 @@ KINDS = ("digit for digit", "PAD for digit", "digit for PAD")  # what was writte
 
 
 def error_positions(workdir: str, step: int | None = None, lengths=None, num_examples=64,
-                    best: bool = False, kind: str | None = None) -> dict:
+                    best: bool = False, kind: str | None = None,
+                    matmul_precision: str | None = None) -> dict:
   """Where a checkpoint's deterministic pass goes wrong, on the evaluation's own test examples
   (the same stream and batches as `--mode=eval`, so the counts add up to its symbol errors).
 
   For each length: the wrong symbols counted by KINDS ("PAD for digit": PAD written where the
   target has a symbol, "digit" meaning any non-PAD symbol) and by OFFSET_BUCKETS of their
   position from the end of the example's answer. lengths default to the config's eval.lengths;
-  kind: one of the task's hard test sets. Returns {"step", "results": [{"length",
-  "num_examples", "wrong_symbols", "by_kind": {KINDS: int}, "by_offset": {label: int}}]}.
+  kind: one of the task's hard test sets; matmul_precision: as the evaluation's (default: the
+  config's eval.matmul_precision). Returns {"step", "results": [{"length", "num_examples",
+  "wrong_symbols", "by_kind": {KINDS: int}, "by_offset": {label: int}}]}, or {"length",
+  "not_applicable": reason} for a length the model cannot run (e.g. an MLP's other widths).
   Raises ValueError or workdir.TrainingError (one line) on a bad request, before any example
   runs; writes nothing.
   """
   config = workdir_lib.load_config(workdir)
   lengths = list(lengths or config.eval.lengths)
+  precision = matmul_precision or config.eval.matmul_precision
+  evaluate.check_matmul_precision(precision)
   run = evaluate.restore_checkpoint(config, workdir, step, best)
   counts = evaluate.check_request(run.task, lengths, num_examples, [kind] if kind else [])
   variables = jax.device_get({"params": run.state.params, **run.state.model_state})
-  predict = jax.jit(lambda v, x, n: jnp.argmax(run.model.apply(v, x, n, train=False).logits, -1))
+
+  @jax.jit
+  def predict(v, x, n):
+    with jax.default_matmul_precision(precision):
+      return jnp.argmax(run.model.apply(v, x, n, train=False).logits, -1)
+
   results = []
   for length, count in zip(lengths, counts):
-    batch = evaluate.batch_size_for(length, count)
-    by_kind = dict.fromkeys(KINDS, 0)
-    by_offset = {label: 0 for _, _, label in OFFSET_BUCKETS}
-    for index in range(-(-count // batch)):
-      b = evaluate.eval_batch(run.task, config.seed, evaluate.EVAL_STREAM, length, index, batch,
-                              kind)
-      rows = min(batch, count - index * batch)
-      targets = np.asarray(b.targets)[:rows]
-      written = np.asarray(predict(variables, b.inputs, np.full((batch,), length, np.int32)))
-      written = written[:rows]
-      positions = np.arange(length)
-      answer_end = np.max(np.where(targets > 0, positions, -1), axis=1)  # -1: all PAD
-      for row, col in zip(*np.nonzero(written != targets)):
-        expected, got = targets[row, col], written[row, col]
-        by_kind[KINDS[0] if expected and got else KINDS[1] if expected else KINDS[2]] += 1
-        offset = col - answer_end[row]
-        by_offset[next(l for lo, hi, l in OFFSET_BUCKETS if lo <= offset <= hi)] += 1
-    results.append({"length": length, "num_examples": count,
-                    "wrong_symbols": sum(by_kind.values()), "by_kind": by_kind,
-                    "by_offset": by_offset})
+    try:
+      results.append(_error_positions_at(predict, variables, run.task, config.seed, length,
+                                         count, kind))
+    except NotApplicable as e:
+      results.append({"length": length, "not_applicable": str(e)})
   return {"step": run.step, "results": results}
+
+
+def _error_positions_at(predict, variables, task, seed, length, count, kind) -> dict:
+  batch = evaluate.batch_size_for(length, count)
+  by_kind = dict.fromkeys(KINDS, 0)
+  by_offset = {label: 0 for _, _, label in OFFSET_BUCKETS}
+  for index in range(-(-count // batch)):
+    b = evaluate.eval_batch(task, seed, evaluate.EVAL_STREAM, length, index, batch, kind)
+    rows = min(batch, count - index * batch)
+    targets = np.asarray(b.targets)[:rows]
+    written = np.asarray(predict(variables, b.inputs, np.full((batch,), length, np.int32)))
+    written = written[:rows]
+    positions = np.arange(length)
+    answer_end = np.max(np.where(targets > 0, positions, -1), axis=1)  # -1: all PAD
+    for row, col in zip(*np.nonzero(written != targets)):
+      expected, got = targets[row, col], written[row, col]
+      by_kind[KINDS[0] if expected and got else KINDS[1] if expected else KINDS[2]] += 1
+      offset = col - answer_end[row]
+      by_offset[next(l for lo, hi, l in OFFSET_BUCKETS if lo <= offset <= hi)] += 1
+  return {"length": length, "num_examples": count, "wrong_symbols": sum(by_kind.values()),
+          "by_kind": by_kind, "by_offset": by_offset}
 
 
 def format_error_positions(report: dict) -> str:
   """error_positions' result as a table: one row per length."""
   head = ["length", "examples", "wrong"] + list(KINDS) + [l for _, _, l in OFFSET_BUCKETS]
-  rows = [[r["length"], r["num_examples"], r["wrong_symbols"], *r["by_kind"].values(),
+  rows = [[r["length"], "not applicable: " + r["not_applicable"]] if "not_applicable" in r else
+          [r["length"], r["num_examples"], r["wrong_symbols"], *r["by_kind"].values(),
            *r["by_offset"].values()] for r in report["results"]]
   lines = [f"wrong symbols at step {report['step']}, by what was written for what, and by "
            "position from the end of the answer (0: its last symbol)",

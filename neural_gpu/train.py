@@ -9,6 +9,7 @@ so a resumed run continues exactly as if it had never stopped.
 """
 
 import dataclasses
+import math
 import time
 from typing import NamedTuple
 
@@ -152,8 +153,9 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
   # deterministic read-out that evaluation uses alongside the dropout pass (the gap between the
   # two is what expectation-linear dropout, Ma et al. 2017, regularizes).
   dropout_free_weight = config.train.dropout_free_loss_weight
-  if dropout_free_weight < 0:
-    raise TrainingError(f"train.dropout_free_loss_weight must be >= 0, got {dropout_free_weight}")
+  if not (math.isfinite(dropout_free_weight) and dropout_free_weight >= 0):
+    raise TrainingError(f"train.dropout_free_loss_weight must be a finite number >= 0, got "
+                        f"{dropout_free_weight}")
   dropout_free_model = model.clone(**{name: 0.0 for name in ("dropout", "input_dropout")
                                       if hasattr(model, name)})
   base_lr = optimizers.schedule(opt)

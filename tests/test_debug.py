@@ -42,3 +42,19 @@ def test_error_positions_add_up_to_the_evaluation_on_the_same_examples(tmp_path)
                for n in [r["by_offset"][label]]) == 0
   with pytest.raises(ValueError, match="cannot evaluate"):
     debug.error_positions(str(tmp_path), lengths=[0])
+  with pytest.raises(ValueError, match="num_examples must be >= 1"):
+    debug.error_positions(str(tmp_path), lengths=[9], num_examples=0)
+  with pytest.raises(ValueError, match="not a matmul precision"):
+    debug.error_positions(str(tmp_path), lengths=[9], matmul_precision="bogus")
+
+
+def test_error_positions_mark_a_length_the_model_cannot_run(tmp_path):
+  from neural_gpu import workdir
+  config = tiny.get_config("model=mlp")
+  config.train.num_steps = config.checkpoint.every_steps = 2
+  workdir.save_config(config, str(tmp_path))
+  train.Trainer(config, str(tmp_path)).run()
+  report = debug.error_positions(str(tmp_path), lengths=[9, 17], num_examples=4)
+  assert report["results"][0]["num_examples"] == 4
+  assert "not_applicable" in report["results"][1]
+  assert "not applicable" in debug.format_error_positions(report).splitlines()[-1]

@@ -47,6 +47,20 @@ def test_eval_mode_reads_the_checkpoint(trained):
   assert os.path.exists(os.path.join(trained, "eval", "step_10.png"))
   result = launch("--mode=eval", f"--workdir={trained}", "--step=5", "--lengths=9")
   assert_one_line_error(result, "no checkpoint for step 5", "available")
+  # The run's own config is what is evaluated: a --config override would be silently ignored.
+  result = launch("--mode=eval", f"--workdir={trained}", "--config.eval.matmul_precision=default")
+  assert_one_line_error(result, "reads the run's own config.json", "--matmul_precision")
+
+
+def test_errors_mode_counts_the_wrong_symbols(trained):
+  result = launch("--mode=errors", f"--workdir={trained}", "--lengths=9", "--num_examples=6")
+  assert result.returncode == 0, result.stderr[-2000:]
+  header, row = result.stdout.strip().splitlines()[-2:]
+  assert header.startswith("length | examples | wrong") and row.startswith("9 | 6 | ")
+  assert_one_line_error(launch("--mode=errors", f"--workdir={trained}", "--num_examples=0"),
+                        "num_examples must be >= 1")
+  assert_one_line_error(launch("--mode=errors", f"--workdir={trained}", "--kind=nope"),
+                        "no hard test set 'nope'")
 
 
 def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path, tree_digest):

@@ -245,8 +245,9 @@ def test_dropout_free_loss_is_the_loss_without_dropout_added_to_the_objective(tm
   noisy = one_step(0.5, 1.0)
   assert noisy["dropout_free_loss"] == pytest.approx(plain["loss"], rel=1e-6)
   assert abs(noisy["loss"] - plain["loss"]) > 1e-3
-  with pytest.raises(train.TrainingError, match="dropout_free_loss_weight"):
-    one_step(0.0, -1.0)
+  for bad in (-1.0, float("nan"), float("inf")):
+    with pytest.raises(train.TrainingError, match="dropout_free_loss_weight"):
+      one_step(0.0, bad)
 
 
 def test_label_smoothing_changes_the_loss():
