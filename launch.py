@@ -110,11 +110,6 @@ def main(argv):
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=DIR")
   distributed = distributed_args()  # checked before anything starts
-  if FLAGS.mode in ("eval", "errors", "visualize") and any(
-      a.startswith("--config") for a in sys.argv[1:]):
-    fail(f"--mode={FLAGS.mode} reads the run's own config.json, so --config... would be "
-         "ignored; drop it (evaluation settings are flags: --lengths, --num_examples, "
-         "--hard_kinds, --mc_dropout_samples, --matmul_precision)")
   if FLAGS.sweep or FLAGS.seeds is not None or FLAGS.parallel != 1:
     # neither imports JAX: the runs are launch.py subprocesses
     from neural_gpu import seeds, sweep
@@ -137,6 +132,11 @@ def main(argv):
     except KeyboardInterrupt:  # Ctrl-C or kill: the running points were stopped
       fail(f"{study} interrupted; re-run the same command to resume")
     return
+  if FLAGS.mode in ("eval", "errors", "visualize") and any(
+      a.startswith("--config") for a in sys.argv[1:]):
+    fail(f"--mode={FLAGS.mode} reads the run's own config.json, so --config... would be "
+         "ignored; drop it (evaluation settings are flags: --lengths, --num_examples, "
+         "--hard_kinds, --mc_dropout_samples, --matmul_precision)")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   from neural_gpu import cpu_tuning
   cpu_tuning.tune_malloc()  # before JAX starts its threads (they pick malloc arenas then)
