@@ -150,6 +150,7 @@ def main(argv):
   from neural_gpu import workdir as workdir_lib
 
   workdir = FLAGS.workdir or os.path.join("runs", "default")
+  lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None  # eval, errors
   try:
     if FLAGS.mode == "gradcheck":
       from neural_gpu import debug
@@ -158,7 +159,6 @@ def main(argv):
       sys.exit(0 if result["ok"] else 1)
     if FLAGS.mode == "errors":
       from neural_gpu import debug
-      lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
       num_examples = 64 if FLAGS.num_examples is None else FLAGS.num_examples
       print(debug.format_error_positions(debug.error_positions(
           workdir, FLAGS.step, lengths, num_examples, FLAGS.best, FLAGS.kind or None,
@@ -174,7 +174,6 @@ def main(argv):
     config = workdir_lib.load_config(workdir) if FLAGS.mode == "eval" else FLAGS.config
     print(sharding.DataParallel.from_config(config, FLAGS.mode == "train").describe(), flush=True)
     if FLAGS.mode == "eval":
-      lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
       report = evaluate.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
                                             config=config, best=FLAGS.best,
                                             hard_kinds=FLAGS.hard_kinds,

@@ -81,8 +81,7 @@ def error_positions(workdir: str, step: int | None = None, lengths=None, num_exa
   """
   config = workdir_lib.load_config(workdir)
   lengths = list(lengths or config.eval.lengths)
-  precision = matmul_precision or config.eval.matmul_precision
-  evaluate.check_matmul_precision(precision)
+  precision = evaluate.matmul_precision_of(config, matmul_precision)
   run = evaluate.restore_checkpoint(config, workdir, step, best)
   counts = evaluate.check_request(run.task, lengths, num_examples, [kind] if kind else [])
   variables = jax.device_get({"params": run.state.params, **run.state.model_state})
@@ -104,24 +103,28 @@ def error_positions(workdir: str, step: int | None = None, lengths=None, num_exa
 
 def _error_positions_at(predict, variables, task, seed, length, count, kind) -> dict:
   batch = evaluate.batch_size_for(length, count)
-  by_kind = dict.fromkeys(KINDS, 0)
-  by_offset = {label: 0 for _, _, label in OFFSET_BUCKETS}
+  by_kind = np.zeros(len(KINDS), np.int64)
+  by_offset = np.zeros(len(OFFSET_BUCKETS), np.int64)
+  upper_bounds = [hi for _, hi, _ in OFFSET_BUCKETS]
+  positions = np.arange(length)
   for index in range(-(-count // batch)):
     b = evaluate.eval_batch(task, seed, evaluate.EVAL_STREAM, length, index, batch, kind)
     rows = min(batch, count - index * batch)
     targets = np.asarray(b.targets)[:rows]
     written = np.asarray(predict(variables, b.inputs, np.full((batch,), length, np.int32)))
     written = written[:rows]
-    positions = np.arange(length)
-    answer_end = np.max(np.where(targets > 0, positions, -1), axis=1)  # -1: all PAD
-    for row, col in zip(*np.nonzero(written != targets)):
-      expected, got = targets[row, col], written[row, col]
-      by_kind[KINDS[0] if expected and got else KINDS[1] if expected else KINDS[2]] += 1
-      offset = col - answer_end[row]
-      by_offset[next(l for lo, hi, l in OFFSET_BUCKETS if lo <= offset <= hi)] += 1
-  return {"length": length, "num_examples": count, "wrong_symbols": sum(by_kind.values()),
-          "by_kind": by_kind, "by_offset": by_offset}
-
+    wrong = written != targets
+    expected, got = targets > 0, written > 0
+    by_kind += [np.sum(wrong & expected & got), np.sum(wrong & expected & ~got),
+                np.sum(wrong & ~expected)]
+    answer_end = np.max(np.where(expected, positions, -1), axis=1)  # -1: all PAD
+    offsets = (positions[None, :] - answer_end[:, None])[wrong]
+    # bucket i is the first whose (inclusive) upper bound is >= the offset
+    by_offset += np.bincount(np.searchsorted(upper_bounds, offsets, side="left"),
+                             minlength=len(OFFSET_BUCKETS))
+  return {"length": length, "num_examples": count, "wrong_symbols": int(by_kind.sum()),
+          "by_kind": dict(zip(KINDS, map(int, by_kind))),
+          "by_offset": {label: int(n) for (_, _, label), n in zip(OFFSET_BUCKETS, by_offset)}}
 
 def format_error_positions(report: dict) -> str:
   """error_positions' result as a table: one row per length."""

@@ -64,6 +64,14 @@ def check_matmul_precision(precision: str, field: str = "eval.matmul_precision")
                      f"{', '.join(MATMUL_PRECISIONS)}")
 
 
+def matmul_precision_of(config, override: str | None = None) -> str:
+  """The evaluation's matmul precision: `override` (e.g. launch.py --matmul_precision) or the
+  config's eval.matmul_precision; ValueError (check_matmul_precision) if it is not a valid one."""
+  precision = config.eval.matmul_precision if override is None else override
+  check_matmul_precision(precision)
+  return precision
+
+
 def make_error_fn(model, out_sharding=None, mc_samples: int = 0,
                   matmul_precision: str = "highest"):
   """jit'd (variables, inputs, targets, lengths, key=None) -> per-example (any wrong?, wrong count).
@@ -333,9 +341,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   request.
   """
   config = config or workdir_lib.load_config(workdir)
-  if matmul_precision is None:
-    matmul_precision = config.eval.matmul_precision
-  check_matmul_precision(matmul_precision)
+  matmul_precision = matmul_precision_of(config, matmul_precision)
   hard_kinds = hard_kinds_of(config) if hard_kinds is None else hard_kinds
   if mc_samples is None:
     mc_samples = config.eval.mc_dropout_samples
