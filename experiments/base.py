@@ -17,7 +17,8 @@ MODEL_DEFAULTS = {
                        cutoff=1.2, conv_impl="auto", remat=False),
     # The reference protocol (LUMII-Syslab/DNGPU): one dropout rate (keep 0.9) on the embedded
     # input and the candidate, every example run for its bin's width in steps.
-    "dngpu": dict(nmaps=48, dropout=0.1, input_dropout=0.1, extra_steps=0.0, bin_steps=True),
+    "dngpu": dict(nmaps=48, dropout=0.1, input_dropout=0.1, extra_steps=0.0, bin_steps=True,
+                  zoneout=0.0),
     # Baselines at CPU scale. The MLPs' fixed_length is tied to train.max_length below; the
     # recurrent nets keep the 'fixed' curriculum (in a 400-step GRU copy check at length 21 it
     # beat 'ngpu', which was still at length 6).

@@ -51,9 +51,10 @@ def check_mc_dropout(model, mc_samples: int) -> None:
   if "mc_dropout" not in inspect.signature(type(model).__call__).parameters:
     raise ValueError(f"eval.mc_dropout_samples={mc_samples} needs a model with candidate "
                      f"dropout (dngpu); {type(model).__name__} has none: set it to 0")
-  if not getattr(model, "dropout", 0.0):
+  if not (getattr(model, "dropout", 0.0) or getattr(model, "zoneout", 0.0)):
     raise ValueError(f"eval.mc_dropout_samples={mc_samples}: the model was trained without "
-                     "dropout (model.dropout=0), so there is nothing to sample; set it to 0")
+                     "dropout or zoneout (model.dropout=0, model.zoneout=0), so there is "
+                     "nothing to sample; set it to 0")
 
 
 def check_matmul_precision(precision: str, field: str = "eval.matmul_precision") -> None:

@@ -65,6 +65,11 @@ def dngpu_scan(spec: fast_scan.DiagSpec, w: fast_scan.DiagWeights, state, length
     if spec.dropout:
       keep = jax.random.bernoulli(jax.random.fold_in(key, t), 1 - spec.dropout, cand.shape)
       cand = jnp.where(keep, cand / (1 - spec.dropout), 0.0)
+    if spec.zoneout:  # a zoned-out unit keeps its shifted state
+      zone_key = jax.random.fold_in(jax.random.fold_in(key, t), 1)
+      take = (jax.random.bernoulli(zone_key, 1 - spec.zoneout, cand.shape)
+              if spec.zoneout_sample else 1 - spec.zoneout)
+      cand = take * cand + (1 - take) * dngpu.diagonal_shift(state)
     new = (update * dngpu.diagonal_shift(state) + (1.0 - update) * cand) * mask
     running = (t < steps)[:, None, None]
     real = mask * running

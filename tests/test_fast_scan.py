@@ -98,12 +98,14 @@ def test_ngpu_fast_scan_without_dropout():
                 _autodiff_value_and_grads(fast, p, x, lengths, targets), "custom VJP vs autodiff")
 
 
-@pytest.mark.parametrize("extra_steps", [0.0, 0.5])
-def test_dngpu_fast_scan_matches_autodiff(extra_steps):
+@pytest.mark.parametrize("extra_steps,zoneout", [(0.0, 0.0), (0.5, 0.0), (0.0, 0.3)])
+def test_dngpu_fast_scan_matches_autodiff(extra_steps, zoneout):
   """Dropout on, and a large saturation-cost weight so that term's gradient is checked too;
-  with extra_steps the examples also run random numbers of steps past their lengths."""
+  with extra_steps the examples also run random numbers of steps past their lengths; with
+  zoneout units also keep their shifted state at random."""
   x, lengths, targets = _batch(2, width=12)
-  fast = models.get("dngpu", VOCAB, nmaps=9, dropout=0.2, extra_steps=extra_steps)
+  fast = models.get("dngpu", VOCAB, nmaps=9, dropout=0.2, extra_steps=extra_steps,
+                    zoneout=zoneout)
   p = _random_params(fast, x, lengths, seed=2, scale=0.6)
   got = _value_and_grads(fast, p, x, lengths, targets, penalty_weight=3.0)
   want = _autodiff_value_and_grads(fast, p, x, lengths, targets, penalty_weight=3.0)

@@ -108,8 +108,9 @@ def test_dngpu_training_only_options(option):
                          evaluated)
 
 
-def _dngpu_alone(params, x, steps):
-  """Oracle: one example (width = its length), `steps` DNGPU steps written out in a loop."""
+def _dngpu_alone(params, x, steps, take=1.0):
+  """Oracle: one example (width = its length), `steps` DNGPU steps written out in a loop; each
+  unit takes the candidate with weight `take` and keeps its shifted state with 1 - take."""
   from neural_gpu.models import common, dngpu
   p = params["params"]
   m = p["cand_bias"].shape[0]
@@ -119,8 +120,25 @@ def _dngpu_alone(params, x, steps):
                                 + jnp.concatenate([jnp.full(m, 0.5), jnp.full(m, 0.7)]))
     reset, update = gates[..., :m], gates[..., m:]
     cand = common.hard_tanh(common.width3_taps(reset * state) @ p["cand_kernel"] + p["cand_bias"])
+    cand = take * cand + (1 - take) * dngpu.diagonal_shift(state)
     state = update * dngpu.diagonal_shift(state) + (1 - update) * cand
   return (state @ p["output"] + p["output_bias"])[0]
+
+
+def test_dngpu_zoneout_evaluates_its_expectation_and_samples_in_training():
+  """Zoneout 0.25: the deterministic pass takes each candidate with weight 0.75 and keeps the
+  shifted state with 0.25 (the expectation of the training draws); training draws differ."""
+  x, lens = _batch(np.random.default_rng(10), 4, 1, 9, [9])
+  model = models.get("dngpu", 4, nmaps=6, dropout=0.0, zoneout=0.25)
+  variables = model.init(jax.random.key(4), x, lens)
+  evaluated = model.apply(variables, x, lens).logits[0]
+  np.testing.assert_allclose(evaluated, _dngpu_alone(variables, x[0], 9, take=0.75), atol=1e-5)
+  assert not np.allclose(evaluated, _dngpu_alone(variables, x[0], 9), atol=1e-3)
+  rngs = {"dropout": jax.random.key(1)}
+  trained = model.apply(variables, x, lens, train=True, rngs=rngs).logits[0]
+  assert not np.allclose(trained, evaluated, atol=1e-3)
+  sampled = model.apply(variables, x, lens, mc_dropout=True, rngs=rngs).logits[0]
+  np.testing.assert_allclose(sampled, trained, atol=1e-5)  # same draws: MC samples zoneout
 
 
 def test_dngpu_bin_steps_runs_a_padded_example_for_the_bin_width():
@@ -167,6 +185,13 @@ def test_unknown_model_and_parameter():
     models.get("transformer", 4)
   with pytest.raises(ValueError, match="no parameter.*nmap.*valid: .*nmaps"):
     models.get("neural_gpu", 4, nmap=3)
+
+
+@pytest.mark.parametrize("rate", ["dropout", "input_dropout", "zoneout"])
+def test_rates_outside_zero_one_are_refused(rate):
+  with pytest.raises(ValueError, match=f"model.{rate} is a rate and must be in \\[0, 1\\), got 1.5"):
+    models.get("dngpu", 4, **{rate: 1.5})
+  assert getattr(models.get("dngpu", 4, **{rate: 0.5}), rate) == 0.5
 
 
 def test_invalid_names_and_params_list_valid_ones():

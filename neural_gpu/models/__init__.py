@@ -59,6 +59,9 @@ def get(name: str, vocab_size: int, **params):
   if unknown:
     raise ValueError(f"model {name!r} has no parameter(s) {', '.join(unknown)}; "
                      f"valid: {', '.join(sorted(fields))}")
+  for key, value in params.items():
+    if (key.endswith("dropout") or key == "zoneout") and not 0.0 <= value < 1.0:
+      raise ValueError(f"model.{key} is a rate and must be in [0, 1), got {value}")
   return cls(vocab_size=vocab_size, **params)
 
 

@@ -47,6 +47,11 @@ class DNGPU(nn.Module):
     extra_steps: training only: each example runs its length plus a random number of steps,
       uniform in [0, extra_steps * length], so that a rule tied to exactly L steps is not
       enough (the loop then has ceil(extra_steps * width) more iterations); 0: off.
+    zoneout: rate at which each unit of the state keeps its (diagonally shifted) previous value
+      instead of updating, drawn per unit and step in training (and Monte Carlo dropout); the
+      deterministic pass uses its expectation, so that, unlike the candidate's inverted
+      dropout, the state stays within [-1, 1] and at the same scale in training and at test
+      (zoneout: Krueger et al. 2016). 0: off.
     bin_steps: training only: every example runs the padded width of its batch in steps (its
       length bin's width, 1 to 41/L times its length), as the DNGPU reference trains; the
       mask keeps the cells beyond each example at 0. False: each runs its own length.
@@ -57,16 +62,17 @@ class DNGPU(nn.Module):
   input_dropout: float = 0.0
   extra_steps: float = 0.0
   bin_steps: bool = False
+  zoneout: float = 0.0
 
   @nn.compact
   def __call__(self, inputs: jax.Array, lengths: jax.Array, train: bool = False,
                trace: bool = False, mc_dropout: bool = False):
     """trace: also return every step's state and its readout (ModelOutput.trace).
 
-    mc_dropout: at inference (train=False), keep the candidate's dropout on (needs a "dropout"
-    rng), so that several passes can be averaged: Monte Carlo dropout (Gal & Ghahramani 2016),
-    evaluate.py's eval.mc_dropout_samples. The input is read whole and every example runs its
-    own length, as in deterministic inference."""
+    mc_dropout: at inference (train=False), keep the candidate's dropout and the zoneout draws
+    on (needs a "dropout" rng), so that several passes can be averaged: Monte Carlo dropout
+    (Gal & Ghahramani 2016), evaluate.py's eval.mc_dropout_samples. The input is read whole and
+    every example runs its own length, as in deterministic inference."""
     batch, width = inputs.shape
     m = self.nmaps
     # Glorot-uniform as in the reference: a large input scale would saturate htanh at once.
@@ -88,7 +94,8 @@ class DNGPU(nn.Module):
     input_sat = jnp.sum(jax.nn.relu(jnp.abs(input_pre) - SATURATION_LIMIT) * mask
                         * lengths[:, None, None].astype(state.dtype))
     use_dropout = (train or mc_dropout) and self.dropout > 0.0
-    dropout_key = self.make_rng("dropout") if use_dropout else None
+    sample_zoneout = (train or mc_dropout) and self.zoneout > 0.0
+    dropout_key = self.make_rng("dropout") if use_dropout or sample_zoneout else None
     steps, extra_iters = lengths, 0
     if train and self.bin_steps:
       steps = jnp.full_like(lengths, width)
@@ -98,7 +105,8 @@ class DNGPU(nn.Module):
       draw = jax.random.uniform(self.make_rng("dropout"), lengths.shape)
       steps = steps + jnp.floor(draw * most).astype(lengths.dtype)
 
-    spec = fast_scan.DiagSpec(SATURATION_LIMIT, self.dropout if use_dropout else 0.0, extra_iters)
+    spec = fast_scan.DiagSpec(SATURATION_LIMIT, self.dropout if use_dropout else 0.0, extra_iters,
+                              zoneout=self.zoneout, zoneout_sample=sample_zoneout)
     weights = fast_scan.DiagWeights(gate_kernel, gate_bias, cand_kernel, cand_bias)
     states = None
     if trace:

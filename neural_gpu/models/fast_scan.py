@@ -74,6 +74,17 @@ def _keep_mask(key, t, keep, shape):
   return jax.random.bernoulli(jax.random.fold_in(key, t), keep, shape)
 
 
+def zoneout_keep(spec, key, t, shape, dtype):
+  """Which units of step t take the candidate under zoneout (Krueger et al. 2016): with
+  spec.zoneout_sample a 0/1 draw, keep probability 1 - spec.zoneout, from its own stream of
+  `key` (not the dropout masks'); otherwise the expectation 1 - spec.zoneout (inference)."""
+  keep = 1.0 - spec.zoneout
+  if not spec.zoneout_sample:
+    return jnp.asarray(keep, dtype)
+  return jax.random.bernoulli(jax.random.fold_in(jax.random.fold_in(key, t), 1), keep,
+                              shape).astype(dtype)
+
+
 def _layer(x, gw, gb, cw, cb, mask, cutoff):
   """One CGRU: returns (new state, gates [u | r], candidate)."""
   c_dim = x.shape[-1]
@@ -278,6 +289,8 @@ class DiagSpec(NamedTuple):
   extra_iters: int = 0  # loop iterations beyond the width, for examples that run longer
   reset_offset: float = 0.5  # added to the gate pre-activations after the bias
   update_offset: float = 0.7
+  zoneout: float = 0.0  # rate at which a unit keeps its shifted state instead of updating
+  zoneout_sample: bool = False  # draw zoneout masks (training); False: their expectation
 
 
 class DiagWeights(NamedTuple):
@@ -329,6 +342,8 @@ def _diag_step(spec, w, state, t, mask, steps, key):
   if spec.dropout:
     keep = _keep_mask(key, t, 1.0 - spec.dropout, cand.shape)
     cand = jnp.where(keep, cand / (1.0 - spec.dropout), 0.0)
+  if spec.zoneout:  # a zoned-out unit keeps its shifted state: its update gate becomes 1
+    update = 1.0 - (1.0 - update) * zoneout_keep(spec, key, t, update.shape, update.dtype)
   new = (update * diagonal_shift(state) + (1.0 - update) * cand) * mask
   running = (t < steps)[:, None, None]
   # Counted on real cells of running examples only, so bucket padding does not dilute it.
@@ -357,7 +372,7 @@ def dngpu_scan(spec: DiagSpec, w: DiagWeights, state, lengths, steps, key):
   lengths[b] real cells and changes while t < steps[b]. Returns (final state, summed
   saturation cost over real cells of running examples)."""
   run = lambda s, l, n: _diag_forward(spec, w, s, l, n, key, False)[0]
-  if spec.dropout:  # the dropout masks are drawn for the whole batch: no chunking
+  if spec.dropout or spec.zoneout_sample:  # masks are drawn for the whole batch: no chunking
     return run(state, lengths, steps)
   return chunked_over_batch(run, 12 * state.shape[-1], state, lengths, steps)
 
@@ -393,6 +408,9 @@ def _diag_bwd(spec, res, cotangents):
     reset, update = gates[..., :m], gates[..., m:]
     cand = common.hard_tanh(cand_pre)
     dn = jnp.where(running, ds, 0.0) * mask
+    # Zoneout makes the update gate 1 - (1 - u) * z; z = 1 without it.
+    z = zoneout_keep(spec, key, t, update.shape, update.dtype) if spec.zoneout else 1.0
+    update = 1.0 - (1.0 - update) * z
     d_cand = dn * (1.0 - update)
     if spec.dropout:
       keep = _keep_mask(key, t, 1.0 - spec.dropout, cand.shape)
@@ -402,7 +420,7 @@ def _diag_bwd(spec, res, cotangents):
     d_cand_pre = (d_cand * _hard_grad(cand_pre, 1.0)
                   + d_sat * _saturation_grad(cand_pre, real, limit))
     d_rs = common.width3_taps(d_cand_pre) @ cw_t
-    d_gates = jnp.concatenate([d_rs * state, dn * (shifted - cand)], axis=-1)
+    d_gates = jnp.concatenate([d_rs * state, dn * (shifted - cand) * z], axis=-1)
     d_gates_pre = (d_gates * _hard_grad(gates_pre, 0.5)
                    + d_sat * _saturation_grad(gates_pre, real, limit))
     d_state = (diagonal_shift(dn * update, inverse=True) + d_rs * reset
