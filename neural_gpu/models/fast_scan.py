@@ -74,7 +74,7 @@ def _keep_mask(key, t, keep, shape):
   return jax.random.bernoulli(jax.random.fold_in(key, t), keep, shape)
 
 
-def zoneout_keep(spec, key, t, shape, dtype):
+def _zoneout_take(spec, key, t, shape, dtype):
   """Which units of step t take the candidate under zoneout (Krueger et al. 2016): with
   spec.zoneout_sample a 0/1 draw, keep probability 1 - spec.zoneout, from its own stream of
   `key` (not the dropout masks'); otherwise the expectation 1 - spec.zoneout (inference)."""
@@ -343,7 +343,7 @@ def _diag_step(spec, w, state, t, mask, steps, key):
     keep = _keep_mask(key, t, 1.0 - spec.dropout, cand.shape)
     cand = jnp.where(keep, cand / (1.0 - spec.dropout), 0.0)
   if spec.zoneout:  # a zoned-out unit keeps its shifted state: its update gate becomes 1
-    update = 1.0 - (1.0 - update) * zoneout_keep(spec, key, t, update.shape, update.dtype)
+    update = 1.0 - (1.0 - update) * _zoneout_take(spec, key, t, update.shape, update.dtype)
   new = (update * diagonal_shift(state) + (1.0 - update) * cand) * mask
   running = (t < steps)[:, None, None]
   # Counted on real cells of running examples only, so bucket padding does not dilute it.
@@ -409,7 +409,7 @@ def _diag_bwd(spec, res, cotangents):
     cand = common.hard_tanh(cand_pre)
     dn = jnp.where(running, ds, 0.0) * mask
     # Zoneout makes the update gate 1 - (1 - u) * z; z = 1 without it.
-    z = zoneout_keep(spec, key, t, update.shape, update.dtype) if spec.zoneout else 1.0
+    z = _zoneout_take(spec, key, t, update.shape, update.dtype) if spec.zoneout else 1.0
     update = 1.0 - (1.0 - update) * z
     d_cand = dn * (1.0 - update)
     if spec.dropout:
