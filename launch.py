@@ -197,6 +197,14 @@ def parse_flags(argv):
     message = " ".join(message.replace("\\n", " ").replace("\\'", "").split())
     if "Traceback" in message:  # a config file's get_config raised: its own message is enough
       message = message.rsplit("Error: ", 1)[-1]
+    cause = e.args[0] if e.args else None
+    if isinstance(cause, KeyError) or isinstance(e, KeyError):  # a locked ConfigDict's field
+      field = str((cause if isinstance(cause, KeyError) else e).args[0]).strip("'\"")
+      paths = [a.split("=", 1)[0][len("--config."):] for a in argv[1:]
+               if a.startswith("--config.") and a.split("=", 1)[0].split(".")[-1] == field]
+      if paths:
+        fail(f"--config.{paths[0]}: the config has no field {paths[0]} (a model's fields "
+             "depend on the model: README, 'Models'); check the field names in the config file")
     fail(f"bad flag or config override ({message}); check the field names in the config file")
 
 

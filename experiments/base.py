@@ -153,7 +153,8 @@ def get_config(task: str = "badd", model: str = "neural_gpu", **task_params):
   # hard_kinds: the task's hard test sets (e.g. "carry,propagate,zeros" for addition) to report
   # too, at the same lengths; empty: random inputs only.
   # mc_dropout_samples: also evaluate with Monte Carlo dropout, the mean softmax of this many
-  # passes with the candidate's training dropout on (dngpu; 0: off, the deterministic pass only).
+  # passes with the candidate's dropout and zoneout sampled (dngpu; 0: off, the deterministic
+  # pass only).
   # matmul_precision: of the evaluation's float32 matmuls (evaluate.MATMUL_PRECISIONS);
   # "highest" is float32 on every backend.
   c.eval = dict(lengths=(41, 401), num_examples=(256, 64), hard_kinds="", mc_dropout_samples=0,

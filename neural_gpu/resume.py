@@ -49,9 +49,15 @@ def check_compatible(config, workdir: str) -> None:
   for section in ("seed", "task", "model"):
     old_value, new_value = saved.get(section), new[section]
     if old_value != new_value:
+      if isinstance(old_value, dict) and isinstance(new_value, dict):
+        changed = ", ".join(f"{section}.{k}: {old_value.get(k)!r} -> {new_value.get(k)!r}"
+                            for k in sorted(set(old_value) | set(new_value))
+                            if old_value.get(k) != new_value.get(k))
+      else:
+        changed = f"{section}: {old_value!r} -> {new_value!r}"
       raise IncompatibleRun(
-          f"{workdir} holds a run with {section} {saved.get(section)}, but the config asks "
-          f"for {new[section]}; {way_out}")
+          f"{workdir} holds a run whose {section} settings differ from the config's ({changed}); "
+          f"{way_out}")
   old_curriculum = saved.get("curriculum", {}).get("name")
   if old_curriculum != new["curriculum"]["name"]:
     raise IncompatibleRun(

@@ -93,10 +93,14 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
   assert_one_line_error(launch("--config=experiments/tiny.py:dngpu", f"--workdir={tmp_path}/e"),
                         "'dngpu' is not key=value; valid keys: model")
   assert not os.path.exists(f"{tmp_path}/e")
+  # An override of a field this config (here: this model) lacks names the override.
+  assert_one_line_error(launch(*TINY, "--config.model.zoneout=0.5", f"--workdir={tmp_path}/z"),
+                        "--config.model.zoneout: the config has no field model.zoneout")
+  assert not os.path.exists(f"{tmp_path}/z")
   assert_one_line_error(launch("--config=experiments/tiny.py:model=dngpu", f"--workdir={trained}"),
                         "use a new --workdir")
   assert_one_line_error(launch(*TINY, "--config.seed=7", f"--workdir={trained}"),
-                        "holds a run with seed 0")
+                        "(seed: 0 -> 7)")
   # A resume that cannot work names the setting and the way out, and rewrites no config.json.
   assert_one_line_error(launch(*TINY, "--config.train.num_steps=30", "--config.optimizer.name=sgd",
                                f"--workdir={trained}"),

@@ -25,7 +25,7 @@ def run(tmp_path_factory):
     ("optimizer.clip_norm", 0.0, ["optimizer.clip_norm=1.0 -> 0.0"]),
     ("optimizer.weight_decay", 0.01, ["optimizer.weight_decay=0.0 -> 0.01"]),
     ("curriculum.name", "fixed", ["curriculum.name=ngpu", "--config.curriculum.name=ngpu"]),
-    ("model.nmaps", 12, ["holds a run with model"]),
+    ("model.nmaps", 12, ["model settings differ", "-> 12)", "use a new --workdir"]),
 ])
 def test_a_resume_that_cannot_work_is_refused_and_the_folder_is_untouched(run, field, value,
                                                                           needles, tree_digest):
@@ -39,8 +39,8 @@ def test_a_resume_that_cannot_work_is_refused_and_the_folder_is_untouched(run, f
     train.train_and_evaluate(config, workdir)
   message = str(error.value)
   assert "\n" not in message and all(n in message for n in needles), message
-  if section == "optimizer":  # only the setting that changes the state's form is named
-    assert "num_steps" not in message and message.count("optimizer.") == 1
+  if section in ("optimizer", "model"):  # only the setting that changes is named
+    assert "num_steps" not in message and message.count(f"{section}.") == 1
   assert tree_digest(workdir) == before
 
 
@@ -67,7 +67,7 @@ def test_a_config_json_of_older_code_still_matches(run, tmp_path):
   old["model"]["height"] = 5  # a real difference is still refused
   with open(tmp_path / "old" / "config.json", "w") as f:
     json.dump(old, f)
-  with pytest.raises(resume.IncompatibleRun, match="holds a run with model"):
+  with pytest.raises(resume.IncompatibleRun, match=r"\(model.height: 5 -> \d+\)"):
     resume.check_compatible(saved, str(tmp_path / "old"))
 
 
