@@ -197,14 +197,17 @@ def parse_flags(argv):
     message = " ".join(message.replace("\\n", " ").replace("\\'", "").split())
     if "Traceback" in message:  # a config file's get_config raised: its own message is enough
       message = message.rsplit("Error: ", 1)[-1]
-    cause = e.args[0] if e.args else None
-    if isinstance(cause, KeyError) or isinstance(e, KeyError):  # a locked ConfigDict's field
-      field = str((cause if isinstance(cause, KeyError) else e).args[0]).strip("'\"")
-      paths = [a.split("=", 1)[0][len("--config."):] for a in argv[1:]
-               if a.startswith("--config.") and a.split("=", 1)[0].split(".")[-1] == field]
-      if paths:
-        fail(f"--config.{paths[0]}: the config has no field {paths[0]} (a model's fields "
-             "depend on the model: README, 'Models'); check the field names in the config file")
+    # A locked ConfigDict's missing field arrives as a KeyError, bare or wrapped: name the
+    # override that asked for it.
+    missing = next((x for x in (e, *e.args) if isinstance(x, KeyError)), None)
+    field = str(missing.args[0]).strip("'\"") if missing is not None and missing.args else None
+    for arg in argv[1:]:
+      path = arg.split("=", 1)[0].removeprefix("--config.")
+      if arg.startswith("--config.") and path.split(".")[-1] == field:
+        hint = (" (each model has its own fields: README, 'Models')"
+                if path.startswith("model.") else "")
+        fail(f"--config.{path}: the config has no field {path}{hint}; check the field names "
+             "in the config file")
     fail(f"bad flag or config override ({message}); check the field names in the config file")
 
 
