@@ -174,6 +174,10 @@ def main(argv):
     config = workdir_lib.load_config(workdir) if FLAGS.mode == "eval" else FLAGS.config
     print(sharding.DataParallel.from_config(config, FLAGS.mode == "train").describe(), flush=True)
     if FLAGS.mode == "eval":
+      if FLAGS.mc_dropout_samples is None and config.eval.get("mc_dropout_samples", 0) > 0:
+        print(f"also {config.eval.mc_dropout_samples} Monte Carlo passes per example (the run's "
+              "eval.mc_dropout_samples; --mc_dropout_samples=0: the deterministic pass only)",
+              flush=True)
       report = evaluate.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
                                             config=config, best=FLAGS.best,
                                             hard_kinds=FLAGS.hard_kinds,
