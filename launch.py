@@ -55,14 +55,15 @@ flags.DEFINE_integer("num_examples", None, "eval, errors: examples per length (d
 flags.DEFINE_list("hard_kinds", None, "eval: hard test sets to add, e.g. carry,zeros "
                   "(default: the config's eval.hard_kinds).")
 flags.DEFINE_integer("mc_dropout_samples", None, "eval: Monte Carlo dropout, the mean of this "
-                     "many passes with the candidate's dropout on, reported beside the usual "
-                     "deterministic pass (default: the config's eval.mc_dropout_samples; 0: off).")
-flags.DEFINE_string("matmul_precision", None, "eval, errors: precision of the float32 matmuls, a name "
-                    "of jax.default_matmul_precision: highest (float32), high, default (on a "
-                    "recent NVIDIA GPU, TF32), BF16_BF16_F32... (default: the config's "
+                     "many passes with the candidate's dropout and zoneout sampled, reported "
+                     "beside the usual deterministic pass (default: the config's "
+                     "eval.mc_dropout_samples; 0: off).")
+flags.DEFINE_string("matmul_precision", None, "eval, errors: precision of the float32 matmuls, "
+                    "a name of jax.default_matmul_precision: highest (float32), high, default "
+                    "(on a recent NVIDIA GPU, TF32), BF16_BF16_F32... (default: the config's "
                     "eval.matmul_precision).")
-flags.DEFINE_bool("best", False, "eval, visualize, errors: the checkpoint early stopping kept (lowest validation "
-                  "error) instead of the latest.")
+flags.DEFINE_bool("best", False, "eval, visualize, errors: the checkpoint early stopping kept "
+                  "(lowest validation error) instead of the latest.")
 flags.DEFINE_bool("sweep", False, "Run every point of the config file's sweep() in its own "
                   "<workdir>/<index>_<name>/, then write summary.md/json there; "
                   "--config.* overrides apply to every point and win (neural_gpu/sweep.py).")

@@ -126,6 +126,7 @@ def _error_positions_at(predict, variables, task, seed, length, count, kind) -> 
           "by_kind": dict(zip(KINDS, map(int, by_kind))),
           "by_offset": {label: int(n) for (_, _, label), n in zip(OFFSET_BUCKETS, by_offset)}}
 
+
 def format_error_positions(report: dict) -> str:
   """error_positions' result as a table: one row per length."""
   head = ["length", "examples", "wrong"] + list(KINDS) + [l for _, _, l in OFFSET_BUCKETS]

@@ -84,10 +84,10 @@ def make_error_fn(model, out_sharding=None, mc_samples: int = 0,
   mc_samples > 0: Monte Carlo dropout (Gal & Ghahramani 2016). The prediction is the argmax of
   the mean softmax over that many passes with the candidate's dropout and zoneout sampled;
   example b's pass i draws its masks from fold_in(fold_in(key, rows[b]), i), rows (B,) int32
-  being the examples' indices in the test stream, so that its masks do not depend on the batch it is in
-  (nor on the device count). A model trained with heavy dropout (the DNGPU reference's 0.5 for
-  badd) can compute a rule that its deterministic pass (dropout off, the usual inference) does
-  not: see RESULTS.md. 0: the deterministic pass.
+  being the examples' indices in the test stream, so that its masks do not depend on the batch
+  it is in (nor on the device count). A model trained with heavy dropout (the DNGPU reference's
+  0.5 for badd) can compute a rule that its deterministic pass (dropout off, the usual
+  inference) does not: see RESULTS.md. 0: the deterministic pass.
 
   matmul_precision: the model's float32 matmuls and convolutions are traced under
   jax.default_matmul_precision(matmul_precision), so the compiled program carries it

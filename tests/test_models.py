@@ -189,7 +189,8 @@ def test_unknown_model_and_parameter():
 
 @pytest.mark.parametrize("rate", ["dropout", "input_dropout", "zoneout"])
 def test_rates_outside_zero_one_are_refused(rate):
-  with pytest.raises(ValueError, match=f"model.{rate} is a rate and must be in \\[0, 1\\), got 1.5"):
+  with pytest.raises(ValueError,
+                     match=f"model.{rate} is a rate and must be in \\[0, 1\\), got 1.5"):
     models.get("dngpu", 4, **{rate: 1.5})
   assert getattr(models.get("dngpu", 4, **{rate: 0.5}), rate) == 0.5
 
