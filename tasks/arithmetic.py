@@ -64,6 +64,11 @@ def int_to_digits(value: int, base: int, width: int) -> np.ndarray:
   return out
 
 
+LAYOUTS = ('sequential', 'stacked')
+_PAIR_BASES = (2, 4)
+_PAIR_SYMBOLS = 'abcdefghijklmnop'  # the digit pairs (0,0), (0,1), ... of base 2 or 4
+
+
 def _zero_high_digits(rng, digits: np.ndarray) -> np.ndarray:
   """'zeros' hard kind: keep 0..3 low digits per number, zero the rest."""
   d = rng.integers(0, min(digits.shape[1], 3) + 1, size=(digits.shape[0], 1))
@@ -84,28 +89,51 @@ class Arithmetic(Task):
   pad_result: the target holds the result's digits up to its most significant
   nonzero one (at least one digit), then PAD, as the DNGPU reference writes
   addition targets (data_utils_2.py); False: zero-padded to L digits (SPEC 2).
+
+  layout: 'sequential' (SPEC 2, every paper's): the input is a, op, b, so digit i
+  of b sits k+1 cells from digit i of a. 'stacked': cell i < k holds the digit
+  pair (a_i, b_i) as one symbol, cell k the operator: the operands are aligned
+  with each other and with the result's digits, as in the task-aligned layouts
+  of neural cellular automata (SPEC 5). L is the fewest cells that hold the
+  result: k+1 for a sum (any L >= 2; so a Neural GPU's L steps leave no slack:
+  a carry must move one cell per step), 2k+1 for a product (cells k+1..2k PAD).
+  Bases 2 and 4 (one symbol per pair: 'a', 'b', ... for (0,0), (0,1), ...).
   """
 
   odd_only = True
   min_length = 3
 
-  def __init__(self, name: str, base: int, op: str, pad_result: bool = False):
+  def __init__(self, name: str, base: int, op: str, pad_result: bool = False,
+               layout: str = 'sequential'):
     self.base = check_base(name, base)
     self.op = op
     self.pad_result = bool(pad_result)
+    if layout not in LAYOUTS:
+      raise ValueError(f"{name}: unknown layout {layout!r}; valid layouts: {', '.join(LAYOUTS)}")
+    if layout == 'stacked' and self.base not in _PAIR_BASES:
+      raise ValueError(f"{name}: layout 'stacked' needs base 2 or 4 (one symbol per digit pair), "
+                       f"got base {self.base}; use layout='sequential'")
+    self.layout = layout
+    if layout == 'stacked' and op == '+':  # L = k + 1
+      self.odd_only, self.min_length = False, 2
     self.hard_kinds = ('carry', 'propagate', 'zeros') if op == '+' else ('zeros',)
-    super().__init__(name, [PAD, *'0123456789'[:self.base], op])
+    pairs = list(_PAIR_SYMBOLS[:self.base ** 2]) if layout == 'stacked' else []
+    super().__init__(name, [PAD, *'0123456789'[:self.base], op, *pairs])
+    self._op_id = self.base + 1
 
   def _random_digits(self, rng, b, k):
     return rng.integers(0, self.base, size=(b, k), dtype=np.int32)
 
+  def _operand_digits(self, length):
+    return length - 1 if self.layout == 'stacked' and self.op == '+' else (length - 1) // 2
+
   def _generate(self, rng, b, length):
-    k = (length - 1) // 2
+    k = self._operand_digits(length)
     return self._assemble(self._random_digits(rng, b, k),
                           self._random_digits(rng, b, k), length)
 
   def _generate_hard(self, rng, b, length, kind):
-    k = (length - 1) // 2
+    k = self._operand_digits(length)
     x, y = self._random_digits(rng, b, k), self._random_digits(rng, b, k)
     if kind == 'zeros':
       return self._assemble(_zero_high_digits(rng, x), _zero_high_digits(rng, y), length)
@@ -135,9 +163,14 @@ class Arithmetic(Task):
 
   def _assemble(self, x, y, length):
     """Builds input rows 'x op y' and exact result rows from digit arrays."""
-    b = x.shape[0]
-    op_id = np.full((b, 1), self.vocab_size - 1, np.int32)
-    inputs = np.concatenate([x + 1, op_id, y + 1], axis=1)
+    b, k = x.shape
+    op_id = np.full((b, 1), self._op_id, np.int32)
+    if self.layout == 'stacked':  # pair (u, v) has id op_id + 1 + u * base + v
+      pairs = self._op_id + 1 + x * self.base + y
+      pad = np.zeros((b, length - k - 1), np.int32)
+      inputs = np.concatenate([pairs, op_id, pad], axis=1)
+    else:
+      inputs = np.concatenate([x + 1, op_id, y + 1], axis=1)
     targets = np.empty((b, length), np.int32)
     for row in range(b):
       u, v = digits_to_int(x[row], self.base), digits_to_int(y[row], self.base)
@@ -191,17 +224,17 @@ class Increment(Task):
     return x + 1, y + 1
 
 
-def addition(name, base: int = 10, pad_result: bool = False):
-  return Arithmetic(name, base, '+', pad_result)
+def addition(name, base: int = 10, pad_result: bool = False, layout: str = 'sequential'):
+  return Arithmetic(name, base, '+', pad_result, layout)
 
 
-def multiplication(name, base: int = 10, pad_result: bool = False):
-  return Arithmetic(name, base, '*', pad_result)
+def multiplication(name, base: int = 10, pad_result: bool = False, layout: str = 'sequential'):
+  return Arithmetic(name, base, '*', pad_result, layout)
 
 
 def _fixed_base(base, op):
-  def make(name, pad_result: bool = False):
-    return Arithmetic(name, base, op, pad_result)
+  def make(name, pad_result: bool = False, layout: str = 'sequential'):
+    return Arithmetic(name, base, op, pad_result, layout)
   return make
 
 

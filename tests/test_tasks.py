@@ -305,7 +305,9 @@ def test_unknown_task():
     ('addition', {'base': 3}, r'addition: base must be one of \[2, 4, 10\], got 3'),
     ('incr', {'base': 16}, r'base must be one of \[2, 4, 10\]'),
     ('xor', {'n_bits': 1}, r'xor: n_bits must be an integer >= 2, got 1'),
-    ('badd', {'base': 2}, r'badd: unknown parameter\(s\) base; accepted: pad_result'),
+    ('badd', {'base': 2}, r'badd: unknown parameter\(s\) base; accepted: pad_result, layout'),
+    ('badd', {'layout': 'diagonal'}, r"layout 'diagonal'; valid layouts: sequential, stacked"),
+    ('add', {'layout': 'stacked'}, r"add: layout 'stacked' needs base 2 or 4"),
     ('copy', {'alphbet_size': 3}, r'unknown parameter\(s\) alphbet_size; accepted: alphabet_size'),
     ('parity', {'bits': 3}, r'accepted: n_bits'),
 ])
@@ -364,3 +366,34 @@ def test_pad_result_ends_the_target_after_its_last_significant_digit(name):
     assert np.all(row_a[top + 1:] == 0)
   zeros = np.zeros((1, 3), np.int32)  # a zero result keeps one digit, as the reference's
   assert padded.decode(padded._assemble(zeros, zeros, 7)[1][0]) == "0______"
+
+
+@pytest.mark.parametrize("name, kind", [("badd", None), ("qadd", "carry"), ("bmul", "zeros"),
+                                        ("qmul", None)])
+def test_stacked_layout_aligns_the_operands_and_keeps_the_results(name, kind):
+  """Cell i < k holds the pair (a_i, b_i), then the operator (and PAD for a product, L = 2k+1;
+  a sum has L = k+1); the operands and results are those of 'a op b' with the same k."""
+  stacked, sequential = tasks.get(name, layout="stacked"), tasks.get(name)
+  k = 7
+  short = k + 1 if stacked.op == "+" else 2 * k + 1
+  draw = ((lambda t, n: t.sample(5, 32, n)) if kind is None
+          else (lambda t, n: t.sample_hard(5, 32, n, kind)))
+  s, q = draw(stacked, short), draw(sequential, 2 * k + 1)
+  np.testing.assert_array_equal(s.targets, q.targets[:, :short])
+  assert np.all(q.targets[:, short:] == 1)  # the sequential layout's extra cells: digit 0
+  base = stacked.base
+  for row_s, row_q in zip(s.inputs, q.inputs):
+    text = stacked.decode(row_s)
+    a, b = row_q[:k] - 1, row_q[k + 1:] - 1  # digit d has id d + 1
+    assert text[:k] == "".join("abcdefghijklmnop"[u * base + v] for u, v in zip(a, b))
+    assert text[k:] == stacked.op + "_" * (short - k - 1)
+
+
+def test_stacked_layout_example():
+  task = tasks.get("badd", layout="stacked")
+  assert task.symbols == ["_", "0", "1", "+", "a", "b", "c", "d"]
+  assert task.valid_lengths(4) == [2, 3, 4] and not task.is_valid_length(1)
+  x, y = np.array([[1, 1, 1, 0]]), np.array([[1, 1, 1, 1]])  # 7 + 15 = 22 = 10110 in binary
+  inputs, targets = task._assemble(x, y, 5)
+  assert task.decode(inputs[0]) == "dddb+"
+  assert task.decode(targets[0]) == "01101"
