@@ -3,10 +3,10 @@
   python launch.py                                   # the default experiment into runs/default
   python launch.py --config=experiments/task.py:task=badd,model=neural_gpu --workdir=runs/badd_ngpu
   python launch.py --config=experiments/task.py:task=copy --workdir=runs/copy --config.train.num_steps=500
-  python launch.py --mode=eval --workdir=runs/default --lengths=41,401 --num_examples=64
+  python launch.py --mode=eval --workdir=runs/default --lengths=21,201 --num_examples=64
   python launch.py --mode=eval --workdir=runs/badd_ref --lengths=401 --mc_dropout_samples=16
   python launch.py --mode=eval --workdir=runs/bmul --lengths=4001 --matmul_precision=default
-  python launch.py --mode=visualize --workdir=runs/default --length=41   # state over time
+  python launch.py --mode=visualize --workdir=runs/default --length=21   # state over time
   python launch.py --mode=errors --workdir=runs/badd_ref --lengths=41,401   # where answers go wrong
   python launch.py --config=experiments/sweep_ngpu_grid.py --workdir=runs/grid --sweep --parallel=2
   python launch.py --config=experiments/badd_cpu.py --seeds=0-9 --parallel=2 --workdir=runs/badd_seeds

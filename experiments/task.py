@@ -1,9 +1,12 @@
 """One algorithmic task with one model, at the papers' sizes (scaled to a CPU where they say so).
 
-Arg (named, comma-separated; both optional):
+Arg (named, comma-separated; all optional):
   task=badd     copy, reverse, dup, badd, bmul, or any task of tasks/ (TASKS below: what each
                 sets beyond experiments/base.py)
   model=dngpu   dngpu, neural_gpu, or any registered model (gru, lstm, mlp...)
+  layout=sequential  arithmetic only: 'stacked' gives each digit pair (a_i, b_i) one cell
+                (tasks/arithmetic.py); a stacked sum of 20-bit operands has L = 21, so badd
+                then trains to 21 and tests at 201 and 2001 (10x and 100x the operand length)
 
 badd and bmul train on 20-bit operands (length 41) and test up to 100x (4001). For bmul the papers'
 sizes: the DNGPU used m=96 (lr 0.01 * 48 / m), the Neural GPU m=24 with relaxation (r=6), which
@@ -13,6 +16,7 @@ the NGPU paper calls crucial for multiplication.
   python launch.py --config=experiments/task.py:task=badd,model=neural_gpu --workdir=runs/badd_ngpu
   python launch.py --config=experiments/task.py:task=bmul,model=dngpu --workdir=runs/bmul_dngpu
   python launch.py --config=experiments/task.py:task=copy,model=neural_gpu --workdir=runs/copy_ngpu
+  python launch.py --config=experiments/task.py:task=bmul,layout=stacked --workdir=runs/bmul_stacked
 """
 
 from experiments import base
@@ -21,10 +25,14 @@ LONG_TEST = dict(lengths=(41, 401, 4001), num_examples=(256, 256, 8))  # 1x, 10x
 
 
 def get_config(arg=None):
-  a = base.parse_arg(arg, task="badd", model="dngpu")
-  c = base.get_config(task=a.task, model=a.model)
+  a = base.parse_arg(arg, task="badd", model="dngpu", layout="sequential")
+  layout = {} if a.layout == "sequential" else {"layout": a.layout}  # others: no such parameter
+  c = base.get_config(task=a.task, model=a.model, **layout)
   if a.task in ("badd", "bmul"):
     c.eval.update(**LONG_TEST)
+  if a.task == "badd" and layout:  # L = k + 1: 20-bit operands in 21 cells
+    c.train.max_length = 21
+    c.eval.lengths = (21, 201, 2001)
   if a.task == "bmul":
     c.train.num_steps = 20000
     if a.model == "dngpu":

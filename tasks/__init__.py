@@ -22,7 +22,7 @@ with the digit '0' (not PAD) to length L.
 | badd/qadd/add | - | odd >= 3 | a '+' b, k digits each, L = 2k+1 | a + b, L digits |
 | bmul/qmul/mul | - | odd >= 3 | a '*' b | a * b, L digits |
 | addition/multiplication | base=10 | odd >= 3 | as add/mul, base 2, 4 or 10 | as add/mul |
-| (any of the above six) | layout='stacked' | odd >= 3 | cell i < k: the pair (a_i, b_i); op; PAD | as add/mul |
+| (the six above) | layout='stacked' | sum: >= 2 (L = k+1); product: odd >= 3 | cell i < k: the pair (a_i, b_i), then op (product: then PAD) | as add/mul |
 | xor | n_bits=2 | n_bits only | n_bits bits | position 0: XOR of the bits; rest PAD |
 | parity | n_bits=8 | n_bits only | n_bits bits | as xor |
 

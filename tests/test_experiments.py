@@ -22,10 +22,13 @@ def test_config_file_builds_a_trainer(name, tmp_path):
 
 
 def test_default_experiment_tests_1x_10x_and_100x():
-  from experiments import default
-  config = default.get_config()
+  from experiments import default, reverse
+  config = default.get_config()  # binary addition, operands stacked: 20 bits in L = 21 cells
+  assert (config.task.name, config.task.layout) == ("badd", "stacked")
+  assert config.train.max_length == 21 and tuple(config.eval.lengths) == (21, 201, 2001)
+  assert config.eval.num_examples[:2] == (256, 256) and config.eval.hard_kinds
+  config = reverse.get_config()
   assert config.train.max_length == 41 and tuple(config.eval.lengths) == (41, 401, 4001)
-  assert config.eval.num_examples[:2] == (256, 256)
 
 
 def test_parse_arg_reads_named_typed_arguments():
@@ -52,6 +55,10 @@ def test_task_file_keeps_the_papers_sizes():
   copy = task.get_config("task=copy,model=gru")
   assert (copy.task.name, copy.model.name) == ("copy", "gru")
   assert tuple(task.get_config().eval.lengths) == (41, 401, 4001)
+  assert "layout" not in task.get_config().task  # the papers' layout: the task's own default
+  stacked = task.get_config("task=badd,layout=stacked")  # a sum of 20-bit operands: L = 21
+  assert stacked.task.layout == "stacked" and stacked.train.max_length == 21
+  assert tuple(stacked.eval.lengths) == (21, 201, 2001)
 
 
 # -- every field the code reads or the README names exists in experiments/base.py ---------------
