@@ -151,7 +151,10 @@ def main(argv):
   from neural_gpu import workdir as workdir_lib
 
   workdir = FLAGS.workdir or os.path.join("runs", "default")
-  lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None  # eval, errors
+  try:
+    lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None  # eval, errors
+  except ValueError:
+    fail(f"--lengths={','.join(FLAGS.lengths)}: give integers, e.g. --lengths=41,401")
   try:
     if FLAGS.mode == "gradcheck":
       from neural_gpu import debug
@@ -209,10 +212,14 @@ def parse_flags(argv):
     for arg in argv[1:]:
       path = arg.split("=", 1)[0].removeprefix("--config.")
       if arg.startswith("--config.") and path.split(".")[-1] == field:
-        hint = (" (each model has its own fields: README, 'Models')"
-                if path.startswith("model.") else "")
+        hint = {"model": " (each model has its own fields: README, 'Models')",
+                "task": " (a task's parameters are set in the config file or its :arg, e.g. "
+                        "--config=experiments/task.py:task=badd,layout=stacked)"
+                }.get(path.split(".")[0], "")
         fail(f"--config.{path}: the config has no field {path}{hint}; check the field names "
              "in the config file")
+    if message.startswith("config arg "):  # experiments/base.py parse_arg: says what to do
+      fail(message)
     fail(f"bad flag or config override ({message}); check the field names in the config file")
 
 

@@ -1,5 +1,5 @@
 """Binary addition with the improved Neural GPU, sized for a 2-core CPU (the default until
-2026-11-22; README.md, "Binary addition on a CPU", has every run of it).
+2026-11-22; docs/experiment_log.md, "Binary addition on a CPU", has every run of it).
 
 Trains on 20-bit operands (length 41, every length bin every step, as in the DNGPU paper) with
 m=24 maps and no dropout, which learned the training range fastest on a CPU in our runs. The

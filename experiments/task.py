@@ -4,9 +4,10 @@ Arg (named, comma-separated; all optional):
   task=badd     copy, reverse, dup, badd, bmul, or any task of tasks/ (TASKS below: what each
                 sets beyond experiments/base.py)
   model=dngpu   dngpu, neural_gpu, or any registered model (gru, lstm, mlp...)
-  layout=sequential  arithmetic only: 'stacked' gives each digit pair (a_i, b_i) one cell
-                (tasks/arithmetic.py); a stacked sum of 20-bit operands has L = 21, so badd
-                then trains to 21 and tests at 201 and 2001 (10x and 100x the operand length)
+  layout=sequential  arithmetic in base 2 or 4: 'stacked' gives each digit pair (a_i, b_i) one
+                cell (tasks/arithmetic.py). A stacked sum of 20-digit operands has L = 21, so
+                badd and qadd then train to 21 and test at 201 and 2001 (10x and 100x the
+                operand length); a stacked product keeps L = 2k+1 (41, 401, 4001).
 
 badd and bmul train on 20-bit operands (length 41) and test up to 100x (4001). For bmul the papers'
 sizes: the DNGPU used m=96 (lr 0.01 * 48 / m), the Neural GPU m=24 with relaxation (r=6), which
@@ -30,9 +31,9 @@ def get_config(arg=None):
   c = base.get_config(task=a.task, model=a.model, **layout)
   if a.task in ("badd", "bmul"):
     c.eval.update(**LONG_TEST)
-  if a.task == "badd" and layout:  # L = k + 1: 20-bit operands in 21 cells
+  if a.task in ("badd", "qadd") and layout:  # a stacked sum has L = k + 1: 20 digits in 21 cells
     c.train.max_length = 21
-    c.eval.lengths = (21, 201, 2001)
+    c.eval.update(lengths=(21, 201, 2001), num_examples=(256, 256, 8))
   if a.task == "bmul":
     c.train.num_steps = 20000
     if a.model == "dngpu":

@@ -31,7 +31,14 @@ def split_name(section) -> tuple[str, dict]:
 def build_task(config):
   """The task of config.task (tasks.get; ValueError lists the valid names and parameters)."""
   name, params = split_name(config.task)
-  return tasks.get(name, **params)
+  try:
+    return tasks.get(name, **params)
+  except ValueError as e:
+    if "unknown parameter" not in str(e):
+      raise
+    # e.g. --config.task.name=reverse on a config file that sets badd's layout
+    raise ValueError(f"{e} (the config file sets task parameters for its own task; for another "
+                     "task use --config=experiments/task.py:task=NAME)") from None
 
 
 def build_model(config, task):

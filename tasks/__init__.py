@@ -22,7 +22,7 @@ with the digit '0' (not PAD) to length L.
 | badd/qadd/add | - | odd >= 3 | a '+' b, k digits each, L = 2k+1 | a + b, L digits |
 | bmul/qmul/mul | - | odd >= 3 | a '*' b | a * b, L digits |
 | addition/multiplication | base=10 | odd >= 3 | as add/mul, base 2, 4 or 10 | as add/mul |
-| (the six above) | layout='stacked' | sum: >= 2 (L = k+1); product: odd >= 3 | cell i < k: the pair (a_i, b_i), then op (product: then PAD) | as add/mul |
+| badd/qadd/bmul/qmul | layout='stacked' | sum: >= 2 (L = k+1); product: odd >= 3 | cell i < k: the pair (a_i, b_i), then op (product: then PAD) | as add/mul |
 | xor | n_bits=2 | n_bits only | n_bits bits | position 0: XOR of the bits; rest PAD |
 | parity | n_bits=8 | n_bits only | n_bits bits | as xor |
 
@@ -32,12 +32,14 @@ digit, one symbol per pair; 'sequential', a op b, is the papers' layout).
 
 Symbols: alphabet tasks use ['_', '0'..'9', 'a'..'z', 'A'..'Z'][:n+1]
 (alphabet_size n in [2, 62]), search adds '?'; arithmetic in base b uses
-['_', '0'..'b-1', op]; incr ['_', '0'..'b-1']; xor/parity ['_', '0', '1'].
+['_', '0'..'b-1', op] (stacked: then one symbol per digit pair, 'a'..'d' in base 2,
+'a'..'p' in base 4); incr ['_', '0'..'b-1']; xor/parity ['_', '0', '1'].
 
 Hard test sets (SPEC, EXT): `task.sample_hard(seed, batch_size, length, kind)`
-with kind in `task.hard_kinds`: 'carry' (addition, incr: long carry chains) and
-'zeros' (addition, multiplication, incr: operands with at most 3 significant
-digits, such as 0...02 * 0...02).
+with kind in `task.hard_kinds`: 'carry' (addition, incr: long carry chains),
+'propagate' (addition: most digit pairs pass a carry through) and 'zeros'
+(addition, multiplication, incr: operands with at most 3 significant digits,
+such as 0...02 * 0...02).
 
 `seed` is an int or a tuple of non-negative ints for np.random.default_rng;
 batches depend only on (seed, batch_size, length). Use `valid_lengths`,

@@ -55,7 +55,7 @@ def int_to_digits(value: int, base: int, width: int) -> np.ndarray:
     msb = 2 * msb[0::2] + msb[1::2]
   extra = len(msb) - width
   if extra > 0:
-    # With L = 2k+1 a sum (k+1 digits) or product (2k digits) always fits.
+    # A sum (k+1 digits) or product (2k digits) always fits the L cells of either layout.
     if msb[:extra].any():
       raise AssertionError(f'result needs more than {width} base-{base} digits')
     msb = msb[extra:]
@@ -76,7 +76,7 @@ def _zero_high_digits(rng, digits: np.ndarray) -> np.ndarray:
 
 
 class Arithmetic(Task):
-  """Input a op b with k-digit operands (L = 2k+1); target: the result, L digits.
+  """Input a op b with k-digit operands (L = 2k+1; see layout); target: the result, L digits.
 
   Hard kinds: 'zeros' (operands with at most 3 significant digits, e.g.
   0...02 * 0...02, all-zero included); for addition also 'carry': digits

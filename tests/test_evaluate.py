@@ -63,8 +63,12 @@ def test_test_data_differs_from_training_data_and_is_reproducible():
 
 def test_invalid_length_is_rejected_before_any_work():
   task = tasks.get("badd")
-  with pytest.raises(ValueError, match="cannot evaluate badd at length 40"):
+  with pytest.raises(ValueError, match=r"cannot evaluate badd at length 40: badd needs odd "
+                     r"length >= 3 \(valid up to it: ...\[35, 37, 39\]\)"):
     evaluate.evaluate_lengths(None, None, task, [41, 40], 4, seed=0, progress=False)
+  with pytest.raises(ValueError, match=r"at length 1: badd needs length >= 2$"):  # none valid
+    evaluate.evaluate_lengths(None, None, tasks.get("badd", layout="stacked"), [1], 4, seed=0,
+                              progress=False)
   with pytest.raises(ValueError, match="num_examples must be >= 1"):
     evaluate.evaluate_lengths(None, None, task, [41, 401], [8, 0], seed=0, progress=False)
 

@@ -31,6 +31,16 @@ def test_default_experiment_tests_1x_10x_and_100x():
   assert config.train.max_length == 41 and tuple(config.eval.lengths) == (41, 401, 4001)
 
 
+def test_another_task_on_a_config_with_task_parameters_says_where_to_go():
+  from experiments import default
+  from neural_gpu import state
+  config = default.get_config()
+  config.task.name = "reverse"  # the default sets badd's layout, which reverse does not take
+  with pytest.raises(ValueError, match=r"reverse: unknown parameter\(s\) layout.*"
+                                       r"use --config=experiments/task.py:task=NAME"):
+    state.build_task(config)
+
+
 def test_parse_arg_reads_named_typed_arguments():
   from experiments import base
   a = base.parse_arg("model=gru, steps=5,lr=0.5,fast=true", model="dngpu", task="badd", steps=1,

@@ -97,6 +97,10 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
   assert_one_line_error(launch(*TINY, "--config.model.zoneout=0.5", f"--workdir={tmp_path}/z"),
                         "--config.model.zoneout: the config has no field model.zoneout")
   assert not os.path.exists(f"{tmp_path}/z")
+  assert_one_line_error(launch(*TINY, "--config.task.layout=stacked", f"--workdir={tmp_path}/z"),
+                        "no field task.layout", "experiments/task.py:task=badd,layout=stacked")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--lengths=4a"),
+                        "--lengths=4a: give integers")
   assert_one_line_error(launch("--config=experiments/tiny.py:model=dngpu", f"--workdir={trained}"),
                         "use a new --workdir")
   assert_one_line_error(launch(*TINY, "--config.seed=7", f"--workdir={trained}"),
