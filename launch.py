@@ -220,6 +220,8 @@ def parse_flags(argv):
              "in the config file")
     if message.startswith("config arg "):  # experiments/base.py parse_arg: says what to do
       fail(message)
+    if message.startswith("flag --"):  # a flag's own value, not a config field
+      fail(f"{message} (python launch.py --help lists the flags and their values)")
     fail(f"bad flag or config override ({message}); check the field names in the config file")
 
 

@@ -101,6 +101,8 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
                         "no field task.layout", "experiments/task.py:task=badd,layout=stacked")
   assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--lengths=4a"),
                         "--lengths=4a: give integers")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--num_examples=4,8"),
+                        "flag --num_examples=4,8", "launch.py --help lists the flags")
   assert_one_line_error(launch("--config=experiments/tiny.py:model=dngpu", f"--workdir={trained}"),
                         "use a new --workdir")
   assert_one_line_error(launch(*TINY, "--config.seed=7", f"--workdir={trained}"),
