@@ -168,7 +168,7 @@ def check_request(task, lengths, num_examples, kinds=()) -> list[int]:
                        f"{', '.join(task.hard_kinds) or 'none'}")
   for length in lengths:
     if not task.is_valid_length(length):
-      valid = task.valid_lengths(length)[-3:] if isinstance(length, int) else []
+      valid = task.valid_lengths(length)[-3:]
       upto = f" (valid up to it: ...{valid})" if valid else ""
       raise ValueError(f"cannot evaluate {task.name} at length {length}: {task.name} needs "
                        f"{task.length_rule()}{upto}")

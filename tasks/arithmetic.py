@@ -114,7 +114,8 @@ class Arithmetic(Task):
       raise ValueError(f"{name}: layout 'stacked' needs base 2 or 4 (one symbol per digit pair), "
                        f"got base {self.base}; use layout='sequential'")
     self.layout = layout
-    if layout == 'stacked' and op == '+':  # L = k + 1
+    self._sum_in_k_plus_1 = layout == 'stacked' and op == '+'  # L = k + 1, any L >= 2
+    if self._sum_in_k_plus_1:
       self.odd_only, self.min_length = False, 2
     self.hard_kinds = ('carry', 'propagate', 'zeros') if op == '+' else ('zeros',)
     pairs = list(_PAIR_SYMBOLS[:self.base ** 2]) if layout == 'stacked' else []
@@ -125,7 +126,7 @@ class Arithmetic(Task):
     return rng.integers(0, self.base, size=(b, k), dtype=np.int32)
 
   def _operand_digits(self, length):
-    return length - 1 if self.layout == 'stacked' and self.op == '+' else (length - 1) // 2
+    return length - 1 if self._sum_in_k_plus_1 else (length - 1) // 2
 
   def _generate(self, rng, b, length):
     k = self._operand_digits(length)
@@ -162,7 +163,8 @@ class Arithmetic(Task):
       yw[t + 1:] = top - xw[t + 1:]
 
   def _assemble(self, x, y, length):
-    """Builds input rows 'x op y' and exact result rows from digit arrays."""
+    """Builds input rows ('x op y', or the stacked pairs) and exact result rows from digit
+    arrays."""
     b, k = x.shape
     op_id = np.full((b, 1), self._op_id, np.int32)
     if self.layout == 'stacked':  # pair (u, v) has id op_id + 1 + u * base + v
