@@ -32,7 +32,8 @@ config_flags.DEFINE_config_file(
     "lists); override fields with --config.a.b=v.",
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder (checkpoints, metrics, eval). "
-                    "Default: runs/default for the default experiment.")
+                    "Default: runs/<config file name>[_<its :arg>], e.g. runs/default for the default "
+                    "experiment.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "visualize", "errors", "gradcheck"],
                   "train (then evaluate), eval only, visualize (pictures of one test example's "
                   "state over time, neural_gpu/visualize.py), errors (where a checkpoint's "
@@ -147,10 +148,10 @@ def main(argv):
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   if distributed is not None:  # before any JAX computation, as jax.distributed requires
     jax.distributed.initialize(**distributed)
-  from neural_gpu import evaluate, sharding, train
+  from neural_gpu import evaluate, sharding, sweep, train
   from neural_gpu import workdir as workdir_lib
 
-  workdir = FLAGS.workdir or os.path.join("runs", "default")
+  workdir = FLAGS.workdir or sweep.default_workdir(FLAGS["config"])
   try:
     lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None  # eval, errors
   except ValueError:

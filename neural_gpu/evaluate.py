@@ -339,7 +339,8 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   dropout (make_error_fn), under "mc_results" and "mc_hard", with "mc_dropout_samples".
   matmul_precision (default: config.eval.matmul_precision): make_error_fn's, stored as the
   report's "matmul_precision" (that of the latest evaluation merged into it). Returns the report
-  {"step", "task", "model", "train_max_length", "matmul_precision", "results": [per length],
+  {"step", "task", "task_params", "model", "train_max_length", "matmul_precision",
+  "results": [per length],
   "hard"?, ...}. Raises ValueError or workdir.TrainingError (one line) before any work on a bad
   request.
   """
@@ -364,7 +365,9 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
                                make_error_fn(run.model, run.dp.replicated,
                                              matmul_precision=matmul_precision),
                                progress, dp=run.dp)
-  report = {"step": run.step, "task": config.task.name, "model": config.model.name,
+  _, task_params = state_lib.split_name(config.task)
+  report = {"step": run.step, "task": config.task.name, "task_params": task_params,
+            "model": config.model.name,
             "train_max_length": run.max_length, "matmul_precision": matmul_precision,
             "results": evaluate()}
   if hard_kinds:
@@ -403,11 +406,19 @@ def _plot(report: dict, path: str) -> None:
   ax.set_ylim(-0.02, 1.02)
   ax.set_xlabel("length")
   ax.set_ylabel("error")
-  ax.set_title(f"{report['model']} on {report['task']}, step {report['step']}")
+  ax.set_title(f"{report['model']} on {task_label(report)}, step {report['step']}")
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def task_label(report: dict) -> str:
+  """'badd', or 'badd (layout=stacked)' when the run's config gave the task parameters: a
+  stacked L=21 and a sequential L=21 are different problems."""
+  params = report.get("task_params") or {}
+  return report["task"] + (f" ({', '.join(f'{k}={v}' for k, v in params.items())})"
+                           if params else "")
 
 
 def _table_row(r: dict, prefix: str = "") -> str:
@@ -419,7 +430,7 @@ def _table_row(r: dict, prefix: str = "") -> str:
 
 def format_table(report: dict) -> str:
   columns = f"{'length':>8} {'examples':>9} {'seq_err':>9} {'sym_err':>10}"
-  lines = [f"{report['model']} on {report['task']} at step {report['step']} "
+  lines = [f"{report['model']} on {task_label(report)} at step {report['step']} "
            f"(trained up to length {report['train_max_length']})", columns]
   lines += [_table_row(r) for r in report["results"]]
   if report.get("hard"):

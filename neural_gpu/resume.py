@@ -50,7 +50,7 @@ def check_compatible(config, workdir: str) -> None:
     old_value, new_value = saved.get(section), new[section]
     if old_value != new_value:
       if isinstance(old_value, dict) and isinstance(new_value, dict):
-        changed = ", ".join(f"{section}.{k}: {old_value.get(k)!r} -> {new_value.get(k)!r}"
+        changed = ", ".join(f"{section}.{k}: {_shown(old_value, k)} -> {_shown(new_value, k)}"
                             for k in sorted(set(old_value) | set(new_value))
                             if old_value.get(k) != new_value.get(k))
       else:
@@ -74,6 +74,11 @@ def check_compatible(config, workdir: str) -> None:
     raise IncompatibleRun(
         f"{workdir} holds optimizer state that the new optimizer settings cannot continue "
         f"({shown}); keep the saved values or {way_out}")
+
+
+def _shown(section: dict, key: str) -> str:
+  # A task parameter a config does not set takes the task's default (e.g. layout 'sequential').
+  return repr(section[key]) if key in section else "not set (the default)"
 
 
 def _form_or_none(section: dict):

@@ -298,9 +298,6 @@ def main(config_flag, spec: str, workdir: str | None, parallel: int, launcher: s
   seeds = parse_seeds(spec)
   config_path = config_flags.get_config_filename(config_flag)
   command_line = config_flags.get_override_values(config_flag)
-  if not workdir:
-    path, _, arg = config_path.partition(":")
-    stem = os.path.splitext(os.path.basename(path))[0]
-    workdir = os.path.join("runs", sweep.sanitize(f"{stem}_{arg}_seeds" if arg else f"{stem}_seeds"))
+  workdir = workdir or sweep.default_workdir(config_flag, "_seeds")
   return run_study(config_path, config_flag.value, command_line, seeds, workdir, launcher,
                    parallel, command)

@@ -33,9 +33,7 @@ def build_task(config):
   name, params = split_name(config.task)
   try:
     return tasks.get(name, **params)
-  except ValueError as e:
-    if "unknown parameter" not in str(e):
-      raise
+  except tasks.UnknownParameterError as e:
     # e.g. --config.task.name=reverse on a config file that sets badd's layout
     raise ValueError(f"{e} (the config file sets task parameters for its own task; for another "
                      "task use --config=experiments/task.py:task=NAME)") from None

@@ -144,6 +144,15 @@ def sanitize(text: str) -> str:
   return text or "point"
 
 
+def default_workdir(config_flag, suffix: str = "") -> str:
+  """runs/<config file stem>[_<its :arg>]<suffix>, sanitized: where a run, sweep or seed study
+  goes without --workdir (experiments/default.py -> runs/default)."""
+  from ml_collections import config_flags
+  path, _, arg = config_flags.get_config_filename(config_flag).partition(":")
+  stem = os.path.splitext(os.path.basename(path))[0]
+  return os.path.join("runs", sanitize(f"{stem}_{arg}" if arg else stem) + suffix)
+
+
 def _label(key: str) -> str:
   """The last part of a dotted key, or the section for `<section>.name` ('task.name' -> 'task')."""
   parts = key.split(".")
@@ -563,8 +572,5 @@ def main(config_flag, workdir: str | None, parallel: int, launcher: str) -> dict
   from ml_collections import config_flags
   config_path = config_flags.get_config_filename(config_flag)
   command_line = config_flags.get_override_values(config_flag)
-  if not workdir:
-    path, _, arg = config_path.partition(":")
-    stem = os.path.splitext(os.path.basename(path))[0]
-    workdir = os.path.join("runs", sanitize(f"{stem}_{arg}" if arg else stem))
+  workdir = workdir or default_workdir(config_flag)
   return run_sweep(config_path, config_flag.value, command_line, workdir, launcher, parallel)

@@ -67,8 +67,13 @@ def _accepted_params(factory) -> list[str]:
   return list(inspect.signature(factory).parameters)[1:]
 
 
+class UnknownParameterError(ValueError):
+  """A task was given a parameter it does not take (the message lists the accepted ones)."""
+
+
 def get(name: str, **params) -> Task:
-  """The task `name` built with `params`; ValueError if either is unknown.
+  """The task `name` built with `params`; ValueError if either is unknown (for a parameter,
+  the subclass UnknownParameterError).
 
   A comma-separated name ("bmul,qmul,mul") gives a TaskChain over those tasks, each built with
   the params it accepts.
@@ -79,7 +84,8 @@ def get(name: str, **params) -> Task:
     unused = set(params) - {p for n in members if n in _REGISTRY
                             for p in _accepted_params(_REGISTRY[n])}
     if unused:
-      raise ValueError(f"{name}: no task in the chain takes parameter(s) {', '.join(sorted(unused))}")
+      raise UnknownParameterError(
+          f"{name}: no task in the chain takes parameter(s) {', '.join(sorted(unused))}")
     return TaskChain([get(n, **{k: v for k, v in params.items()
                                 if n in _REGISTRY and k in _accepted_params(_REGISTRY[n])})
                       for n in members])
@@ -89,6 +95,6 @@ def get(name: str, **params) -> Task:
   accepted = _accepted_params(factory)
   unknown = sorted(set(params) - set(accepted))
   if unknown:
-    raise ValueError(f"{name}: unknown parameter(s) {', '.join(unknown)}; "
-                     f"accepted: {', '.join(accepted) or 'none'}")
+    raise UnknownParameterError(f"{name}: unknown parameter(s) {', '.join(unknown)}; "
+                                f"accepted: {', '.join(accepted) or 'none'}")
   return factory(name, **params)

@@ -44,6 +44,18 @@ def test_a_resume_that_cannot_work_is_refused_and_the_folder_is_untouched(run, f
   assert tree_digest(workdir) == before
 
 
+def test_a_task_parameter_the_new_config_leaves_out_reads_as_the_default(run, tmp_path):
+  workdir, saved = run
+  with open(os.path.join(workdir, "config.json")) as f:
+    old = json.load(f)
+  old["task"]["layout"] = "stacked"  # e.g. a stacked-badd run resumed with a plain badd config
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(old, f)
+  with pytest.raises(resume.IncompatibleRun, match=r"task\.layout: 'stacked' -> not set "
+                     r"\(the default\)\); use a new --workdir"):
+    resume.check_compatible(tiny.get_config(), str(tmp_path))
+
+
 def test_settings_that_keep_the_state_form_extend_the_run(run, tmp_path):
   workdir, saved = run
   config = tiny.get_config()

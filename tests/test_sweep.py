@@ -263,3 +263,20 @@ def test_sigterm_stops_the_running_points_too(tmp_path):
     os.kill(child, 0)
   assert point.status == "interrupted" and "re-run the same command" in point.error
   assert signal.getsignal(signal.SIGTERM) is not sweep._interrupt  # handler restored
+
+
+@pytest.mark.parametrize("config, suffix, expected", [
+    ("experiments/default.py", "", "runs/default"),
+    ("experiments/reverse.py", "", "runs/reverse"),
+    ("experiments/task.py:task=bmul,model=dngpu", "", "runs/task_task=bmul-model=dngpu"),
+    ("experiments/badd_cpu.py", "_seeds", "runs/badd_cpu_seeds"),
+])
+def test_default_workdir_is_named_after_the_config(config, suffix, expected):
+  # launch.py without --workdir: a run of one config never lands in another config's folder
+  from absl import flags
+  from ml_collections import config_flags
+  argv = ["launch.py", f"--config={ROOT}/{config}"]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", flag_values=values, lock_config=True, sys_argv=argv)
+  values(argv)
+  assert sweep.default_workdir(values["config"], suffix) == expected

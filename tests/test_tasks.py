@@ -316,6 +316,17 @@ def test_bad_params(name, params, message):
     tasks.get(name, **params)
 
 
+@pytest.mark.parametrize('name, params', [
+    ('badd', {'base': 2}), ('bmul,qmul', {'alphabet_size': 3})])
+def test_unknown_parameter_has_its_own_type(name, params):
+  # state.build_task adds a hint for this case only, by type (not by matching the message)
+  with pytest.raises(tasks.UnknownParameterError):
+    tasks.get(name, **params)
+  with pytest.raises(ValueError) as info:
+    tasks.get('badd', layout='diagonal')  # a bad value is not an unknown parameter
+  assert not isinstance(info.value, tasks.UnknownParameterError)
+
+
 @pytest.mark.parametrize('name, length, message', [
     ('badd', 40, 'badd needs odd length >= 3, got 40'),
     ('mul', 1, 'mul needs odd length >= 3, got 1'),
