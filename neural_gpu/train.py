@@ -396,6 +396,9 @@ class Trainer:
     if resumed is None and checkpoints.latest_step() is not None:
       start = checkpoints.latest_step()
       resumed = (start, *checkpoints.restore(start, self.init_state()))
+    if self.max_length != cfg.train.max_length and self.dp.is_primary:
+      print(f"train.max_length {cfg.train.max_length} -> {self.max_length}, the longest length "
+            f"<= it that {self.task.name} takes", flush=True)
     if resumed is None:
       state = self.init_state()
     else:

@@ -34,8 +34,8 @@ def final_params(workdir):
 
 
 def check_report_schema(report, config):
-  assert set(report) == {"step", "task", "model", "train_max_length", "matmul_precision",
-                         "results"}
+  assert set(report) == {"step", "task", "task_params", "model", "train_max_length",
+                         "matmul_precision", "results"}
   assert report["matmul_precision"] == config.eval.matmul_precision
   assert report["task"] == config.task.name and report["model"] == config.model.name
   assert [r["length"] for r in report["results"]] == list(config.eval.lengths)
@@ -59,6 +59,18 @@ def test_train_then_evaluate_writes_everything(tmp_path):
   assert all(np.isfinite(l["loss"]) for l in lines)
   assert any(name.startswith("events") for name in os.listdir(tmp_path / "tensorboard"))
   assert ckpt_lib.Checkpointer(str(tmp_path), create=False).latest_step() == 20
+
+
+def test_a_max_length_the_task_cannot_take_is_snapped_and_said(tmp_path, capsys):
+  config = tiny.get_config()
+  config.task.name = "badd"  # odd lengths only: 10 -> 9
+  config.train.update(num_steps=1, max_length=10)
+  config.curriculum.bins = (5, 9)
+  config.eval.update(lengths=(9,), num_examples=(4,))
+  report = train.train_and_evaluate(config, str(tmp_path))
+  assert report["train_max_length"] == 9
+  assert "train.max_length 10 -> 9, the longest length <= it that badd takes" in (
+      capsys.readouterr().out)
 
 
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
