@@ -156,6 +156,11 @@ def make_train_step(config, model, optimizer, max_traces: int | None = None,
   if not (math.isfinite(dropout_free_weight) and dropout_free_weight >= 0):
     raise TrainingError(f"train.dropout_free_loss_weight must be a finite number >= 0, got "
                         f"{dropout_free_weight}")
+  if dropout_free_weight and getattr(model, "zoneout", 0.0):
+    # The free pass runs in training mode, where zoneout draws masks: it would not be the
+    # deterministic pass (zoneout's expectation) that evaluation uses.
+    raise TrainingError("train.dropout_free_loss_weight does not combine with model.zoneout; "
+                        "set one of them to 0")
   dropout_free_model = model.clone(**{name: 0.0 for name in ("dropout", "input_dropout")
                                       if hasattr(model, name)})
   base_lr = optimizers.schedule(opt)

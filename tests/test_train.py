@@ -260,6 +260,11 @@ def test_dropout_free_loss_is_the_loss_without_dropout_added_to_the_objective(tm
   for bad in (-1.0, float("nan"), float("inf")):
     with pytest.raises(train.TrainingError, match="dropout_free_loss_weight"):
       one_step(0.0, bad)
+  config = tiny.get_config("model=dngpu")
+  config.model.zoneout = 0.1  # its training pass samples zoneout: not the evaluation pass
+  config.train.dropout_free_loss_weight = 1.0
+  with pytest.raises(train.TrainingError, match="does not combine with model.zoneout"):
+    train.Trainer(config, str(tmp_path / "zoneout"))
 
 
 def test_label_smoothing_changes_the_loss():
