@@ -4,9 +4,9 @@ Arg (named, comma-separated; all optional):
   task=badd     copy, reverse, dup, badd, bmul, or any task of tasks/ (TASKS below: what each
                 sets beyond experiments/base.py)
   model=dngpu   dngpu, neural_gpu, or any registered model (gru, lstm, mlp...)
-  layout=sequential  arithmetic in base 2 or 4: 'stacked' gives each digit pair (a_i, b_i) one
+  layout=sequential  arithmetic: 'stacked' gives each digit pair (a_i, b_i) one
                 cell (tasks/arithmetic.py). A stacked sum of 20-digit operands has L = 21, so
-                badd and qadd then train to 21 and test at 201 and 2001 (10x and 100x the
+                badd, qadd and add then train to 21 and test at 201 and 2001 (10x and 100x the
                 operand length); a stacked product keeps L = 2k+1 (41, 401, 4001).
 
 badd and bmul train on 20-bit operands (length 41) and test up to 100x (4001). For bmul the papers'
@@ -31,7 +31,7 @@ def get_config(arg=None):
   c = base.get_config(task=a.task, model=a.model, **layout)
   if a.task in ("badd", "bmul"):
     c.eval.update(**LONG_TEST)
-  if a.task in ("badd", "qadd") and layout:  # a stacked sum has L = k + 1: 20 digits in 21 cells
+  if a.task in ("badd", "qadd", "add") and layout:  # a stacked sum: 20 digits in L = 21 cells
     c.train.max_length = 21
     c.eval.update(lengths=(21, 201, 2001), num_examples=(256, 256, 8))
   if a.task == "bmul":

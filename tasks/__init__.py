@@ -22,13 +22,14 @@ with the digit '0' (not PAD) to length L.
 | badd/qadd/add | - | odd >= 3 | a '+' b, k digits each, L = 2k+1 | a + b, L digits |
 | bmul/qmul/mul | - | odd >= 3 | a '*' b | a * b, L digits |
 | addition/multiplication | base=10 | odd >= 3 | as add/mul, base 2, 4 or 10 | as add/mul |
-| badd/qadd/bmul/qmul | layout='stacked' | sum: >= 2 (L = k+1); product: odd >= 3 | cell i < k: the pair (a_i, b_i), then op (product: then PAD) | as add/mul |
+| badd/qadd/add/bmul/qmul/mul | layout='stacked' | sum: >= 2 (L = k+1); product: odd >= 3 | cell i < k: the pair (a_i, b_i), then op (product: then PAD) | as add/mul |
 | xor | n_bits=2 | n_bits only | n_bits bits | position 0: XOR of the bits; rest PAD |
 | parity | n_bits=8 | n_bits only | n_bits bits | as xor |
 
 Arithmetic also takes pad_result=True (the DNGPU reference's addition targets: PAD after the
-result's top nonzero digit) and layout='stacked' (base 2 or 4: the operands aligned digit by
-digit, one symbol per pair; 'sequential', a op b, is the papers' layout).
+result's top nonzero digit) and layout='stacked' (the operands aligned digit by digit, one
+symbol per pair: 'a'..'d' in base 2, '(00)'..'(99)' in base 10; 'sequential', a op b, is
+the papers' layout).
 
 Symbols: alphabet tasks use ['_', '0'..'9', 'a'..'z', 'A'..'Z'][:n+1]
 (alphabet_size n in [2, 62]), search adds '?'; arithmetic in base b uses

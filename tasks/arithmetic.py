@@ -65,8 +65,15 @@ def int_to_digits(value: int, base: int, width: int) -> np.ndarray:
 
 
 LAYOUTS = ('sequential', 'stacked')
-_PAIR_BASES = (2, 4)
-_PAIR_SYMBOLS = 'abcdefghijklmnop'  # the digit pairs (0,0), (0,1), ... of base 2 or 4
+_PAIR_LETTERS = 'abcdefghijklmnop'  # the digit pairs (0,0), (0,1), ... of base 2 or 4
+
+
+def _pair_symbols(base: int) -> list[str]:
+  """One symbol per digit pair (u, v), in the order (0,0), (0,1), ...: a letter in base 2 and 4,
+  '(uv)' in base 10 (100 pairs: more than the letters)."""
+  if base ** 2 <= len(_PAIR_LETTERS):
+    return list(_PAIR_LETTERS[:base ** 2])
+  return [f'({u}{v})' for u in range(base) for v in range(base)]
 
 
 def _zero_high_digits(rng, digits: np.ndarray) -> np.ndarray:
@@ -97,7 +104,8 @@ class Arithmetic(Task):
   of neural cellular automata (SPEC 5). L is the fewest cells that hold the
   result: k+1 for a sum (any L >= 2; so a Neural GPU's L steps leave no slack:
   a carry must move one cell per step), 2k+1 for a product (cells k+1..2k PAD).
-  Bases 2 and 4 (one symbol per pair: 'a', 'b', ... for (0,0), (0,1), ...).
+  One symbol per pair: 'a', 'b', ... for (0,0), (0,1), ... in base 2 and 4; '(00)', '(01)',
+  ... '(99)' in base 10.
   """
 
   odd_only = True
@@ -110,15 +118,12 @@ class Arithmetic(Task):
     self.pad_result = bool(pad_result)
     if layout not in LAYOUTS:
       raise ValueError(f"{name}: unknown layout {layout!r}; valid layouts: {', '.join(LAYOUTS)}")
-    if layout == 'stacked' and self.base not in _PAIR_BASES:
-      raise ValueError(f"{name}: layout 'stacked' needs base 2 or 4 (one symbol per digit pair), "
-                       f"got base {self.base}; use layout='sequential'")
     self.layout = layout
     self._sum_in_k_plus_1 = layout == 'stacked' and op == '+'  # L = k + 1, any L >= 2
     if self._sum_in_k_plus_1:
       self.odd_only, self.min_length = False, 2
     self.hard_kinds = ('carry', 'propagate', 'zeros') if op == '+' else ('zeros',)
-    pairs = list(_PAIR_SYMBOLS[:self.base ** 2]) if layout == 'stacked' else []
+    pairs = _pair_symbols(self.base) if layout == 'stacked' else []
     super().__init__(name, [PAD, *'0123456789'[:self.base], op, *pairs])
     self._op_id = self.base + 1
 

@@ -152,11 +152,19 @@ class Task:
   # ---- text <-> ids --------------------------------------------------------
 
   def encode(self, text: str) -> np.ndarray:
-    try:
-      return np.array([self._ids[c] for c in text], dtype=np.int32)
-    except KeyError as e:
-      raise ValueError(f'{self.name}: unknown symbol {e.args[0]!r} in {text!r}; '
-                       f"symbols are {''.join(self.symbols)!r}") from None
+    """The ids of `text`, read as a sequence of symbols (the longest symbol that matches first,
+    so a stacked decimal pair '(37)' is one symbol); ValueError on text no symbol matches."""
+    ids, i = [], 0
+    longest = max(len(s) for s in self.symbols)
+    while i < len(text):
+      n = next((n for n in range(min(longest, len(text) - i), 0, -1)
+                if text[i:i + n] in self._ids), 0)
+      if not n:
+        raise ValueError(f'{self.name}: unknown symbol {text[i]!r} in {text!r}; '
+                         f"symbols are {''.join(self.symbols)!r}")
+      ids.append(self._ids[text[i:i + n]])
+      i += n
+    return np.array(ids, dtype=np.int32)
 
   def decode(self, ids) -> str:
     ids = np.asarray(ids)

@@ -307,7 +307,6 @@ def test_unknown_task():
     ('xor', {'n_bits': 1}, r'xor: n_bits must be an integer >= 2, got 1'),
     ('badd', {'base': 2}, r'badd: unknown parameter\(s\) base; accepted: pad_result, layout'),
     ('badd', {'layout': 'diagonal'}, r"layout 'diagonal'; valid layouts: sequential, stacked"),
-    ('add', {'layout': 'stacked'}, r"add: layout 'stacked' needs base 2 or 4"),
     ('copy', {'alphbet_size': 3}, r'unknown parameter\(s\) alphbet_size; accepted: alphabet_size'),
     ('parity', {'bits': 3}, r'accepted: n_bits'),
 ])
@@ -380,7 +379,7 @@ def test_pad_result_ends_the_target_after_its_last_significant_digit(name):
 
 
 @pytest.mark.parametrize("name, kind", [("badd", None), ("qadd", "carry"), ("bmul", "zeros"),
-                                        ("qmul", None)])
+                                        ("qmul", None), ("add", "propagate"), ("mul", None)])
 def test_stacked_layout_aligns_the_operands_and_keeps_the_results(name, kind):
   """Cell i < k holds the pair (a_i, b_i), then the operator (and PAD for a product, L = 2k+1;
   a sum has L = k+1); the operands and results are those of 'a op b' with the same k."""
@@ -396,8 +395,11 @@ def test_stacked_layout_aligns_the_operands_and_keeps_the_results(name, kind):
   for row_s, row_q in zip(s.inputs, q.inputs):
     text = stacked.decode(row_s)
     a, b = row_q[:k] - 1, row_q[k + 1:] - 1  # digit d has id d + 1
-    assert text[:k] == "".join("abcdefghijklmnop"[u * base + v] for u, v in zip(a, b))
-    assert text[k:] == stacked.op + "_" * (short - k - 1)
+    pair = ((lambda u, v: "abcdefghijklmnop"[u * base + v]) if base < 10
+            else (lambda u, v: f"({u}{v})"))
+    pairs = "".join(pair(u, v) for u, v in zip(a, b))
+    assert text == pairs + stacked.op + "_" * (short - k - 1)
+    np.testing.assert_array_equal(stacked.encode(text), row_s)  # '(37)' reads as one symbol
 
 
 def test_stacked_layout_example():
@@ -408,3 +410,7 @@ def test_stacked_layout_example():
   inputs, targets = task._assemble(x, y, 5)
   assert task.decode(inputs[0]) == "dddb+"
   assert task.decode(targets[0]) == "01101"
+  decimal = tasks.get("add", layout="stacked")  # 10 digits, '+', 100 pairs
+  assert decimal.vocab_size == 1 + 10 + 1 + 100 and decimal.symbols[-1] == "(99)"
+  inputs, targets = decimal._assemble(np.array([[8, 9]]), np.array([[7, 0]]), 3)  # 98 + 7
+  assert decimal.decode(inputs[0]) == "(87)(90)+" and decimal.decode(targets[0]) == "501"
