@@ -31,8 +31,8 @@ config_flags.DEFINE_config_file(
     "Experiment config file (experiments/<name>.py[:key=value,...], the keys its docstring "
     "lists); override fields with --config.a.b=v.",
     lock_config=True)
-flags.DEFINE_string("workdir", None, "Run folder (checkpoints, metrics, eval). "
-                    "Default: runs/<config file name>[_<its :arg>], e.g. runs/default for the default "
+flags.DEFINE_string("workdir", None, "Run folder (checkpoints, metrics, eval). Default: "
+                    "runs/<config file name>[_<its :arg>], e.g. runs/default for the default "
                     "experiment.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "visualize", "errors", "gradcheck"],
                   "train (then evaluate), eval only, visualize (pictures of one test example's "

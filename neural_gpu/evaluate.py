@@ -340,9 +340,8 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   matmul_precision (default: config.eval.matmul_precision): make_error_fn's, stored as the
   report's "matmul_precision" (that of the latest evaluation merged into it). Returns the report
   {"step", "task", "task_params", "model", "train_max_length", "matmul_precision",
-  "results": [per length],
-  "hard"?, ...}. Raises ValueError or workdir.TrainingError (one line) before any work on a bad
-  request.
+  "results": [per length], "hard"?, ...}. Raises ValueError or workdir.TrainingError (one
+  line) before any work on a bad request.
   """
   config = config or workdir_lib.load_config(workdir)
   matmul_precision = matmul_precision_of(config, matmul_precision)
