@@ -34,7 +34,7 @@ the papers' layout).
 Symbols: alphabet tasks use ['_', '0'..'9', 'a'..'z', 'A'..'Z'][:n+1]
 (alphabet_size n in [2, 62]), search adds '?'; arithmetic in base b uses
 ['_', '0'..'b-1', op] (stacked: then one symbol per digit pair, 'a'..'d' in base 2,
-'a'..'p' in base 4); incr ['_', '0'..'b-1']; xor/parity ['_', '0', '1'].
+'a'..'p' in base 4, '(00)'..'(99)' in base 10); incr ['_', '0'..'b-1']; xor/parity ['_', '0', '1'].
 
 Hard test sets (SPEC, EXT): `task.sample_hard(seed, batch_size, length, kind)`
 with kind in `task.hard_kinds`: 'carry' (addition, incr: long carry chains),
