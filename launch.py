@@ -51,8 +51,9 @@ flags.DEFINE_integer("max_draw_length", 400, "visualize: refuse longer --length 
                      "L steps by L positions).")
 flags.DEFINE_list("lengths", None, "eval, errors: lengths to test (default: the config's "
                   "eval.lengths).")
-flags.DEFINE_integer("num_examples", None, "eval, errors: examples per length (default: from "
-                     "config; errors: 64).")
+flags.DEFINE_list("num_examples", None, "eval, errors: examples per length, one count for "
+                  "every length or one per --lengths entry, e.g. 256,256,32 (default: from "
+                  "config; errors: 64).")
 flags.DEFINE_list("hard_kinds", None, "eval: hard test sets to add, e.g. carry,zeros "
                   "(default: the config's eval.hard_kinds).")
 flags.DEFINE_integer("mc_dropout_samples", None, "eval: Monte Carlo dropout, the mean of this "
@@ -156,6 +157,11 @@ def main(argv):
     lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None  # eval, errors
   except ValueError:
     fail(f"--lengths={','.join(FLAGS.lengths)}: give integers, e.g. --lengths=41,401")
+  try:  # one count for every length, or one per length (evaluate.check_request)
+    num_examples = [int(x) for x in FLAGS.num_examples] if FLAGS.num_examples else None
+  except ValueError:
+    fail(f"--num_examples={','.join(FLAGS.num_examples)}: give integers, one for every length "
+         "or one per --lengths entry, e.g. --num_examples=256,32")
   try:
     if FLAGS.mode == "gradcheck":
       from neural_gpu import debug
@@ -164,9 +170,8 @@ def main(argv):
       sys.exit(0 if result["ok"] else 1)
     if FLAGS.mode == "errors":
       from neural_gpu import debug
-      num_examples = 64 if FLAGS.num_examples is None else FLAGS.num_examples
       print(debug.format_error_positions(debug.error_positions(
-          workdir, FLAGS.step, lengths, num_examples, FLAGS.best, FLAGS.kind or None,
+          workdir, FLAGS.step, lengths, num_examples or 64, FLAGS.best, FLAGS.kind or None,
           FLAGS.matmul_precision)))
       return
     if FLAGS.mode == "visualize":
@@ -183,7 +188,7 @@ def main(argv):
         print(f"also {config.eval.mc_dropout_samples} Monte Carlo passes per example (the run's "
               "eval.mc_dropout_samples; --mc_dropout_samples=0: the deterministic pass only)",
               flush=True)
-      report = evaluate.evaluate_checkpoint(workdir, FLAGS.step, lengths, FLAGS.num_examples,
+      report = evaluate.evaluate_checkpoint(workdir, FLAGS.step, lengths, num_examples,
                                             config=config, best=FLAGS.best,
                                             hard_kinds=FLAGS.hard_kinds,
                                             mc_samples=FLAGS.mc_dropout_samples,

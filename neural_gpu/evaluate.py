@@ -159,7 +159,8 @@ def check_request(task, lengths, num_examples, kinds=()) -> list[int]:
   if len(counts) == 1:
     counts = counts * len(lengths)
   if len(counts) != len(lengths):
-    raise ValueError(f"num_examples has {len(counts)} entries for {len(lengths)} lengths")
+    raise ValueError(f"num_examples has {len(counts)} entries for {len(lengths)} lengths; give "
+                     "one count for every length, or one per length")
   if min(counts, default=1) < 1:
     raise ValueError(f"num_examples must be >= 1 at every length, got {counts}")
   for kind in kinds:

@@ -34,7 +34,7 @@ def assert_one_line_error(result, *needles):
 
 
 def test_eval_mode_reads_the_checkpoint(trained):
-  result = launch("--mode=eval", f"--workdir={trained}", "--lengths=5,9,21", "--num_examples=6",
+  result = launch("--mode=eval", f"--workdir={trained}", "--lengths=5,9,21", "--num_examples=6,6,4",
                   "--matmul_precision=default")
   assert result.returncode == 0, result.stderr[-2000:]
   with open(os.path.join(trained, "eval", "step_10.json")) as f:
@@ -42,7 +42,7 @@ def test_eval_mode_reads_the_checkpoint(trained):
   assert report["matmul_precision"] == "default"  # the flag, over the config's "highest"
   # Merged into the report training wrote (lengths 9 and 17): 9 is measured again, 17 is kept.
   assert [(r["length"], r["num_examples"]) for r in report["results"]] == [
-      (5, 6), (9, 6), (17, 8), (21, 6)]
+      (5, 6), (9, 6), (17, 8), (21, 4)]
   assert "17" in result.stdout
   assert os.path.exists(os.path.join(trained, "eval", "step_10.png"))
   result = launch("--mode=eval", f"--workdir={trained}", "--step=5", "--lengths=9")
@@ -101,8 +101,10 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
                         "no field task.layout", "experiments/task.py:task=badd,layout=stacked")
   assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--lengths=4a"),
                         "--lengths=4a: give integers")
-  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--num_examples=4,8"),
-                        "flag --num_examples=4,8", "launch.py --help lists the flags")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--lengths=9,17,21",
+                               "--num_examples=4,8"), "num_examples has 2 entries for 3 lengths")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--num_examples=4x"),
+                        "--num_examples=4x: give integers")
   assert_one_line_error(launch("--config=experiments/tiny.py:model=dngpu", f"--workdir={trained}"),
                         "use a new --workdir")
   assert_one_line_error(launch(*TINY, "--config.seed=7", f"--workdir={trained}"),
