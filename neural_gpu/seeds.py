@@ -33,9 +33,14 @@ from neural_gpu import workdir as workdir_lib
 STUDY_NAME = "seeds.json"
 TABLE_NAME = "seeds.md"
 MAX_SEEDS = 10_000
-# Overrides that may change between runs of a study in the same folder: they extend or speed up
-# runs, they do not make the seeds' results incomparable.
-REVISABLE = ("train.num_steps",)
+# Overrides that may change between runs of a study in the same folder: they extend the runs or
+# change what is measured and saved from here on (evaluations not yet made, checkpoint
+# cadence), not how any seed trains, so the seeds stay comparable.
+REVISABLE = ("train.num_steps", "eval.", "checkpoint.")
+
+
+def _revisable(key: str) -> bool:
+  return any(key == r or r.endswith(".") and key.startswith(r) for r in REVISABLE)
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -245,12 +250,13 @@ def check_folder(root: str, config_path: str, command_line: Mapping[str, Any]) -
   old = sweep.read_json(os.path.join(root, STUDY_NAME))
   if old is None:
     return
-  same = lambda o: {k: v for k, v in o.items() if k not in REVISABLE}
+  same = lambda o: {k: v for k, v in o.items() if not _revisable(k)}
   new_overrides = json.loads(json.dumps(dict(command_line)))  # tuples as the saved lists
   if _resolved(old.get("config", "")) != _resolved(config_path) or same(old.get("command_line_overrides", {})) != same(
       new_overrides):
     raise ValueError(f"{root} holds a seed study of `{old.get('command')}`; give the same "
-                     "config and overrides (train.num_steps may change) or a new --workdir")
+                     "config and overrides (train.num_steps, eval.* and checkpoint.* may change) or "
+                     "a new --workdir")
 
 
 def run_study(config_path: str, config, command_line: Mapping[str, Any], seeds: Sequence[int],

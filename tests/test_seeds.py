@@ -46,8 +46,13 @@ def test_a_folder_refuses_a_study_of_another_config(tmp_path):
     json.dump({"command": "python launch.py ...", "config": TINY,
                "command_line_overrides": {"train.num_steps": 4, "eval.lengths": [9]}}, f)
   seeds.check_folder(root, TINY, {"train.num_steps": 8, "eval.lengths": (9,)})  # may extend
+  # What is evaluated or checkpointed from now on may change; how the seeds train may not.
+  seeds.check_folder(root, TINY, {"train.num_steps": 4, "eval.mc_dropout_samples": 0,
+                                  "checkpoint.every_steps": 5})
   with pytest.raises(ValueError, match="holds a seed study of"):
-    seeds.check_folder(root, TINY, {"train.num_steps": 4})
+    seeds.check_folder(root, TINY, {"train.num_steps": 4, "model.nmaps": 8})
+  with pytest.raises(ValueError, match="holds a seed study of"):
+    seeds.check_folder(root, TINY, {"train.num_stepsx": 4})
   with pytest.raises(ValueError, match="new --workdir"):
     seeds.check_folder(root, TINY + ":gru", {"train.num_steps": 4, "eval.lengths": (9,)})
 
