@@ -153,3 +153,55 @@ def test_mc_dropout_columns_follow_the_plain_ones(tmp_path):
                       "wall (min) |")
   assert lines[2].startswith("| 0 | ok | 40/40 | 20 | 0 / 0 | 0.25 / 0.0125 | 0 / 0 | 0 / 0 |")
   assert "mc16 L=401: 1 of 3" in lines[-1]
+
+
+def listed_repo(tmp_path, monkeypatch, folders):
+  """A fake repository root holding results/studies.txt that lists `folders`."""
+  monkeypatch.setattr(results, "ROOT", str(tmp_path))
+  (tmp_path / "results").mkdir()
+  (tmp_path / "results" / "studies.txt").write_text("".join(f + "\n" for f in folders))
+  return str(tmp_path / "RESULTS.md")
+
+
+def test_a_listed_study_is_saved_and_read_back_without_its_folder(tmp_path, monkeypatch):
+  """A fresh machine has no run folders: the saved record renders the same table."""
+  out = listed_repo(tmp_path, monkeypatch, ["runs/badd_seeds"])
+  fake_study(str(tmp_path / "runs" / "badd_seeds"))
+  assert results.main([]) == 0
+  saved = tmp_path / "results" / "records" / "badd_seeds.json"
+  assert json.loads(saved.read_text())["rows"][0]["learned_at"] == 20
+  with open(out) as f:
+    from_folder = f.read()
+  assert "| 0 | ok | 40/40 | 20 | 0 / 0 | 0.25 / 0.0125 |" in from_folder
+
+  import shutil
+  shutil.rmtree(tmp_path / "runs")
+  assert results.main([]) == 0
+  with open(out) as f:
+    from_record = f.read()
+  assert from_record.replace(
+      "Its run folder is not on this machine: read from results/records/badd_seeds.json, saved "
+      "when RESULTS.md was last generated from the folder.\n\n", "") == from_folder
+
+
+def test_a_listed_study_with_no_folder_and_no_record_keeps_its_section(tmp_path, monkeypatch,
+                                                                      capsys):
+  out = listed_repo(tmp_path, monkeypatch, ["runs/old", "runs/new"])
+  fake_study(str(tmp_path / "runs" / "new"))
+  old_section = "## experiments/x.py (runs/old)\n\n```\npython launch.py ...\n```\n\n| a table |"
+  with open(out, "w") as f:
+    f.write("# Results\n\nintro\n\n" + old_section + "\n\n## experiments/y.py (runs/gone)\n\nz\n")
+  note = ("_Kept from the previous RESULTS.md: neither the run folder nor "
+          "results/records/old.json is on this machine._")
+  for _ in range(2):  # the note is not added twice
+    assert results.main([]) == 0
+    with open(out) as f:
+      text = f.read()
+    assert old_section + "\n\n" + note + "\n\n## experiments/badd_cpu.py (runs/new)" in text
+    assert text.count(note) == 1 and "runs/gone" not in text  # no longer listed: dropped
+
+  (tmp_path / "results" / "studies.txt").write_text("runs/never_run\n")
+  assert results.main([]) == 1
+  assert "runs/never_run holds no readable seeds.json and there is no " in capsys.readouterr().err
+  with open(out) as f:
+    assert f.read() == text  # refused before anything was written
