@@ -45,5 +45,6 @@ def test_dropout_only_in_training(name):
 
 @pytest.mark.parametrize("name", RECURRENT)
 def test_learns_binary_copy(name):
-  # The highway net reached 0.939 in 300 steps on an AVX-512 host (0.97 in 500): margin.
-  check_learns_binary_copy(name, steps=500 if name == "highway" else 300)
+  # Margins: the highway net reached 0.939 in 300 steps on an AVX-512 host (0.97 in 500), the
+  # Elman RNN 0.946 in 300 steps on an AMD EPYC host without AVX-512 (1.0 in 500).
+  check_learns_binary_copy(name, steps=500 if name in ("highway", "rnn") else 300)
