@@ -269,10 +269,7 @@ def write_report(workdir: str, report: dict) -> dict:
     merged = _merge(old.get(name, []), new.get(name, []), key)
     if merged or name == "results":
       report[name] = merged
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(report, f, indent=1)
-  os.replace(tmp, path)
+  workdir_lib.write_json(path, report)
   _plot(report, workdir_lib.eval_report_path(workdir, report["step"], ".png"))
   visualize.write_curves(workdir)  # the training curves, for a reader without TensorBoard
   return report

@@ -17,7 +17,6 @@ they are, with no saving and no fallback.
 """
 
 import argparse
-import json
 import os
 import re
 import shlex
@@ -25,6 +24,7 @@ import sys
 
 from neural_gpu import seeds as seeds_lib
 from neural_gpu import sweep
+from neural_gpu import workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDIES_FILE = os.path.join("results", "studies.txt")
@@ -108,10 +108,7 @@ def load_listed(folders: list[str], previous: dict[str, str]) -> list[tuple[str,
     studies.append((folder, record))
   for saved, record in fresh:
     os.makedirs(os.path.dirname(saved), exist_ok=True)
-    with open(saved + ".tmp", "w") as f:
-      json.dump(record, f, indent=1)
-      f.write("\n")
-    os.replace(saved + ".tmp", saved)
+    workdir_lib.write_json(saved, record)
   return studies
 
 

@@ -226,10 +226,7 @@ def study_record(root: str, command: str, config_path: str, command_line: Mappin
 
 def write_study(root: str, record: dict) -> None:
   """DIR/seeds.json (the record) and DIR/seeds.md (its table)."""
-  tmp = os.path.join(root, STUDY_NAME + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=1)
-  os.replace(tmp, os.path.join(root, STUDY_NAME))
+  workdir_lib.write_json(os.path.join(root, STUDY_NAME), record)
   lines = [f"# Seed study: {record['config']}", "", "```", record["command"], "```", ""]
   lines += format_table(record["rows"], record["lengths"])
   history = format_history(record["rows"], record["lengths"])

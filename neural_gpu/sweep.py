@@ -363,9 +363,7 @@ def write_summary(root: str, config_path: str, command_line: Mapping[str, Any],
             for s in ("ok", "failed", "interrupted", "pending", "running")}
   summary = {"config": config_path, "command_line_overrides": dict(command_line),
              "lengths": lengths, "counts": counts, "points": rows}
-  with open(os.path.join(root, "summary.json.tmp"), "w") as f:
-    json.dump(summary, f, indent=1)
-  os.replace(os.path.join(root, "summary.json.tmp"), os.path.join(root, "summary.json"))
+  workdir_lib.write_json(os.path.join(root, "summary.json"), summary)
 
   keys = []
   for p in points:

@@ -77,6 +77,14 @@ def eval_report_path(workdir: str, step: int, suffix: str = ".json") -> str:
   return os.path.join(workdir, EVAL, f"step_{int(step)}{suffix}")
 
 
+def write_json(path: str, obj) -> None:
+  """Writes `obj` as indented JSON atomically (a kill leaves the old file or the new one, never
+  half of one)."""
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=1)
+  os.replace(path + ".tmp", path)
+
+
 def save_config(config, workdir: str) -> None:
   """Writes config.json atomically (a kill leaves the old one or the new one, never half)."""
   os.makedirs(workdir, exist_ok=True)
