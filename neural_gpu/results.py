@@ -79,7 +79,15 @@ def load_listed(folders: list[str], previous: dict[str, str]) -> list[tuple[str,
   """The listed studies (folder relative to the repository root): each its record read from
   its folder (and saved, see the module docstring), else its saved record (marked), else its
   section of the previous RESULTS.md (a str, marked). Raises ValueError when a study has none
-  of the three; nothing is saved until every study has been read."""
+  of the three, or when two listed folders share a name (and so a record); nothing is saved
+  until every study has been read."""
+  by_record = {}
+  for folder in folders:
+    other = by_record.setdefault(record_path(folder), folder)
+    if other != folder or folders.count(folder) > 1:
+      raise ValueError(f"{STUDIES_FILE} lists {other} and {folder}, which would share "
+                       f"{os.path.relpath(record_path(folder), ROOT)}; list each study once, "
+                       "under a folder name no other listed study has")
   studies, fresh = [], []
   for folder in folders:
     path = os.path.join(ROOT, folder)

@@ -205,3 +205,15 @@ def test_a_listed_study_with_no_folder_and_no_record_keeps_its_section(tmp_path,
   assert "runs/never_run holds no readable seeds.json and there is no " in capsys.readouterr().err
   with open(out) as f:
     assert f.read() == text  # refused before anything was written
+
+
+def test_two_listed_studies_with_one_folder_name_are_refused(tmp_path, monkeypatch, capsys):
+  """Records are keyed by the folder's name: a second study of that name would overwrite the
+  first one's record, so the listing is refused before anything is written."""
+  out = listed_repo(tmp_path, monkeypatch, ["runs/a/badd", "runs/b/badd"])
+  for parent in ("a", "b"):
+    fake_study(str(tmp_path / "runs" / parent / "badd"))
+  assert results.main([]) == 1
+  assert "lists runs/a/badd and runs/b/badd, which would share results/records/badd.json" in (
+      capsys.readouterr().err)
+  assert not os.path.exists(out) and not (tmp_path / "results" / "records").exists()
