@@ -1,7 +1,7 @@
 """Regenerates RESULTS.md from seed-study folders (launch.py --seeds; neural_gpu/seeds.py).
 
   python -m neural_gpu.results                      # the folders listed in results/studies.txt
-  python -m neural_gpu.results runs/badd_seeds runs/bmul_seeds --out=RESULTS.md
+  python -m neural_gpu.results runs/badd_seeds runs/bmul_seeds --out=/tmp/mine.md
 
 Each study gets a section: the command that made it (from its seeds.json), the per-seed table
 and the summary, read again from the seed folders, so a study extended or resumed since its
@@ -13,7 +13,8 @@ Run folders are not in git and a fresh machine has none, so for the listed studi
 read from a folder is also saved to results/records/<folder name>.json (small; commit it), and a
 study whose folder is absent is rendered from that saved record; a study with neither keeps its
 section of the RESULTS.md being replaced, marked as such. Folders given as arguments are read as
-they are, with no saving and no fallback.
+they are, with no saving and no fallback, and need --out: the repository's RESULTS.md is made
+from the list only.
 """
 
 import argparse
@@ -146,11 +147,19 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
   parser.add_argument("folders", nargs="*", help=f"study folders (default: those in "
                       f"{STUDIES_FILE})")
-  parser.add_argument("--out", default=os.path.join(ROOT, "RESULTS.md"),
-                      help="file to write (default: RESULTS.md at the repository root)")
+  parser.add_argument("--out", default=None,
+                      help="file to write (default: RESULTS.md at the repository root; needed "
+                      "with study folders given as arguments)")
   argv = sys.argv[1:] if argv is None else list(argv)
   args = parser.parse_args(argv)
   try:
+    if args.folders and args.out is None:
+      raise ValueError("study folders given as arguments need --out=FILE (RESULTS.md is made "
+                       f"from {STUDIES_FILE} only); e.g. --out=/tmp/mine.md")
+    args.out = args.out or os.path.join(ROOT, "RESULTS.md")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+      raise ValueError(f"--out={args.out}: the folder {out_dir} does not exist; create it first")
     # every study is read before RESULTS.md is touched
     if args.folders:
       studies = [(f, load_study(f)) for f in args.folders]

@@ -116,6 +116,19 @@ def test_generator_refuses_a_folder_without_a_study(tmp_path, capsys):
     assert f.read() == "old\n"  # nothing written when any study is unreadable
 
 
+def test_folder_arguments_need_out_and_out_needs_its_folder(tmp_path, monkeypatch, capsys):
+  """Folders given by hand never replace the repository's RESULTS.md."""
+  monkeypatch.setattr(results, "ROOT", str(tmp_path))
+  root = str(tmp_path / "badd_seeds")
+  fake_study(root)
+  assert results.main([root]) == 1
+  assert "need --out=FILE" in capsys.readouterr().err
+  assert results.main([root, f"--out={tmp_path / 'no_such_dir' / 'R.md'}"]) == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "does not exist; create it first" in err
+  assert sorted(os.listdir(tmp_path)) == ["badd_seeds"]  # nothing written
+
+
 def test_study_list_file(tmp_path):
   listing = tmp_path / "studies.txt"
   listing.write_text("# comment\nruns/a\n\n  runs/b  # note\n")
