@@ -1,8 +1,8 @@
 """Can a run folder take this config? Checked before anything is written to it.
 
 A folder that holds a run (config.json, checkpoints) may be resumed or extended with another
-config only when the saved state still fits it: same seed, task, model and curriculum, and an
-optimizer whose state has the same form (optimizer.name, and which of clip_norm, clip_value,
+config only when the saved state still fits it: same seed, task, model, curriculum and
+optimizer.name, and an optimizer state of the same form (which of clip_norm, clip_value,
 weight_decay, b2_schedule are on). Everything else (train.*, eval.*, checkpoint.*, the
 curriculum's thresholds, the learning rate and its schedule, eps, b1, b2...) may change.
 Every refusal is a one-line `TrainingError` naming the setting and the way out.
@@ -37,7 +37,8 @@ def _optimizer_state_form(section: dict):
 
 def check_compatible(config, workdir: str) -> None:
   """Raises IncompatibleRun when `workdir` holds a run (a config.json) that `config` cannot
-  resume: another seed, task, model or curriculum, or an optimizer state of another form. Both
+  resume: another seed, task, model, curriculum or optimizer.name, or an optimizer state of
+  another form. Both
   configs are compared completed to this code's fields (workdir.complete_config), so that a
   config.json written before a field existed, or after one was dropped, still matches.
   Reads only; writes nothing."""
@@ -65,6 +66,10 @@ def check_compatible(config, workdir: str) -> None:
         f"cannot drive curriculum.name={new['curriculum']['name']}; keep "
         f"--config.curriculum.name={old_curriculum} or {way_out}")
   old_opt, new_opt = saved.get("optimizer", {}), new["optimizer"]
+  if old_opt.get("name") != new_opt.get("name"):  # adam and adamax states have one form
+    raise IncompatibleRun(
+        f"{workdir} holds a run trained with optimizer.name={old_opt.get('name')}, not "
+        f"{new_opt.get('name')}; keep {old_opt.get('name')} or {way_out}")
   old_form = _form_or_none(old_opt)
   if old_form is None or _form_or_none(new_opt) != old_form:
     changed = [k for k in sorted(set(old_opt) | set(new_opt)) if old_opt.get(k) != new_opt.get(k)]
