@@ -128,8 +128,11 @@ def main(argv):
       if FLAGS.sweep:
         sweep.main(FLAGS["config"], FLAGS.workdir, FLAGS.parallel, launcher)
       else:
-        seeds.main(FLAGS["config"], FLAGS.seeds, FLAGS.workdir, FLAGS.parallel, launcher,
-                   shlex.join(["python", "launch.py", *sys.argv[1:]]))
+        record = seeds.main(FLAGS["config"], FLAGS.seeds, FLAGS.workdir, FLAGS.parallel,
+                            launcher, shlex.join(["python", "launch.py", *sys.argv[1:]]))
+        failed = [r["seed"] for r in record["rows"] if r["status"] != "ok"]
+        if failed:
+          fail(f"seeds {','.join(map(str, failed))} did not finish; seeds.md says why")
     except ValueError as e:
       fail(str(e).splitlines()[0])
     except KeyboardInterrupt:  # Ctrl-C or kill: the running points were stopped

@@ -21,6 +21,7 @@ and a summary: how many seeds have 0 sequence errors at each length. `python -m
 neural_gpu.results` builds RESULTS.md from these folders. This module never imports JAX.
 """
 
+import glob
 import json
 import os
 import re
@@ -243,9 +244,11 @@ def _resolved(config_path: str) -> str:
 
 def check_folder(root: str, config_path: str, command_line: Mapping[str, Any]) -> None:
   """A folder holding a study of another config (file or overrides other than REVISABLE ones)
-  is refused: its seeds' rows would not be comparable. Raises ValueError."""
+  is refused: its seeds' rows would not be comparable. A study none of whose seeds got as far
+  as writing its config.json (every one refused at the start) holds nothing and may be
+  replaced. Raises ValueError."""
   old = sweep.read_json(os.path.join(root, STUDY_NAME))
-  if old is None:
+  if old is None or not glob.glob(os.path.join(glob.escape(root), "seed_*", workdir_lib.CONFIG)):
     return
   same = lambda o: {k: v for k, v in o.items() if not _revisable(k)}
   new_overrides = json.loads(json.dumps(dict(command_line)))  # tuples as the saved lists
@@ -269,6 +272,7 @@ def run_study(config_path: str, config, command_line: Mapping[str, Any], seeds: 
   if "seed" in command_line:
     raise ValueError("--seeds sets config.seed for every run; drop --config.seed")
   command_line = dict(command_line)
+  workdir_lib.check_counts(config)
   check_folder(root, config_path, command_line)
   num_steps = sweep._effective_num_steps({}, command_line, config)
   lengths = list(config.eval.lengths)

@@ -286,6 +286,7 @@ class Trainer:
   """Holds everything one run needs; `run()` trains to config.train.num_steps."""
 
   def __init__(self, config, workdir: str, max_traces: int | None = None):
+    workdir_lib.check_counts(config)  # before anything is written
     self.config, self.workdir = config, workdir
     self.task = state_lib.build_task(config)
     self.subtasks = getattr(self.task, "subtasks", [self.task])

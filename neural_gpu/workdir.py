@@ -127,3 +127,22 @@ def complete_config(saved: dict) -> dict:
   model = {**models.defaults(name), **saved["model"]}
   done["model"] = {k: v for k, v in model.items() if k == "name" or k in models.parameters(name)}
   return done
+
+
+# Counts and periods that must be >= 1 (a period of 0 would divide by zero mid-run) or >= 0.
+POSITIVE_FIELDS = ("train.num_steps", "train.batch_size", "train.log_every",
+                   "train.schedule_every", "curriculum.every_steps", "checkpoint.every_steps",
+                   "checkpoint.max_to_keep")
+NON_NEGATIVE_FIELDS = ("checkpoint.keep_every_steps", "train.early_stopping_patience")
+
+
+def check_counts(config) -> None:
+  """Raises ValueError (one line) for a step count, batch size or period below its bound;
+  called before anything is written."""
+  for fields, low in ((POSITIVE_FIELDS, 1), (NON_NEGATIVE_FIELDS, 0)):
+    for field in fields:
+      section, name = field.split(".")
+      value = config[section].get(name, low)
+      if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{field} must be an integer >= {low}, got {value!r}; set "
+                         f"--config.{field}=N with N >= {low}")

@@ -45,6 +45,10 @@ def test_a_folder_refuses_a_study_of_another_config(tmp_path):
   with open(os.path.join(root, seeds.STUDY_NAME), "w") as f:
     json.dump({"command": "python launch.py ...", "config": TINY,
                "command_line_overrides": {"train.num_steps": 4, "eval.lengths": [9]}}, f)
+  seeds.check_folder(root, TINY + ":gru", {})  # no seed trained yet: nothing to keep
+  os.makedirs(os.path.join(root, "seed_0"))
+  with open(os.path.join(root, "seed_0", "config.json"), "w") as f:
+    f.write("{}")
   seeds.check_folder(root, TINY, {"train.num_steps": 8, "eval.lengths": (9,)})  # may extend
   # What is evaluated or checkpointed from now on may change; how the seeds train may not.
   seeds.check_folder(root, TINY, {"train.num_steps": 4, "eval.mc_dropout_samples": 0,
@@ -63,6 +67,7 @@ def test_a_folder_refuses_a_study_of_another_config(tmp_path):
     (["--seeds=0-1", "--config.seed=3"], "drop --config.seed"),
     (["--seeds=0-1", "--sweep"], "give one"),
     (["--seeds=0-1", "--mode=eval"], "--seeds trains"),
+    (["--seeds=0-1", "--config.train.batch_size=0"], "train.batch_size must be an integer >= 1"),
 ])
 def test_misuse_is_one_line_before_anything_is_written(tmp_path, args, says):
   workdir = os.path.join(str(tmp_path), "study")
@@ -70,6 +75,18 @@ def test_misuse_is_one_line_before_anything_is_written(tmp_path, args, says):
   assert result.returncode == 1
   assert result.stderr.strip().count("\n") == 0 and says in result.stderr, result.stderr
   assert not os.path.exists(workdir)
+
+
+def test_a_study_whose_seeds_all_fail_exits_1_and_takes_the_corrected_command(tmp_path):
+  root = os.path.join(str(tmp_path), "study")
+  result = launch(f"--config={TINY}", "--seeds=0", f"--workdir={root}", *SHORT,
+                  "--config.model.name=bogus")
+  assert result.returncode == 1 and "seeds 0 did not finish; seeds.md says why" in result.stderr
+  assert "failed: " in read(os.path.join(root, "seeds.md"))
+  # no seed wrote a config.json: the folder holds nothing, and the fixed command may use it
+  result = launch(f"--config={TINY}", "--seeds=0", f"--workdir={root}", *SHORT)
+  assert result.returncode == 0, result.stderr
+  assert "| 0 | ok | 4/4 |" in read(os.path.join(root, "seeds.md"))
 
 
 @pytest.fixture(scope="module")

@@ -356,6 +356,21 @@ def test_hard_fraction_errors(tmp_path, task, fields, message):
     train.Trainer(config, str(tmp_path))
 
 
+@pytest.mark.parametrize("field, value", [
+    ("train.num_steps", 0), ("train.num_steps", -5), ("train.batch_size", 0),
+    ("train.log_every", 0), ("checkpoint.every_steps", 0), ("checkpoint.keep_every_steps", -1),
+])
+def test_a_count_below_its_bound_is_refused_before_anything_is_written(tmp_path, field, value):
+  from experiments import tiny
+  config = tiny.get_config()
+  section, name = field.split(".")
+  config[section][name] = value
+  workdir = tmp_path / "run"
+  with pytest.raises(ValueError, match=f"^{field} must be an integer >= "):
+    train.train_and_evaluate(config, str(workdir))
+  assert not workdir.exists()
+
+
 def test_shorter_fraction_pads_shorter_examples_into_each_bin(tmp_path):
   from experiments import base, task as task_config
   config = base.exact_length_protocol(task_config.get_config("task=badd,model=dngpu"))
