@@ -109,9 +109,28 @@ def distributed_args() -> dict | None:
   return given
 
 
+# The flags that only some modes read; given to another mode they would be silently ignored.
+MODE_FLAGS = {
+    "step": ("eval", "visualize", "errors"), "best": ("eval", "visualize", "errors"),
+    "lengths": ("eval", "errors"), "num_examples": ("eval", "errors"),
+    "matmul_precision": ("eval", "errors"), "hard_kinds": ("eval",),
+    "mc_dropout_samples": ("eval",), "kind": ("visualize", "errors"), "length": ("visualize",),
+    "example": ("visualize",), "channels": ("visualize",), "max_draw_length": ("visualize",),
+}
+
+
+def check_mode_flags() -> None:
+  for name, modes in MODE_FLAGS.items():
+    if FLAGS[name].present and FLAGS.mode not in modes:
+      hint = " (--lengths, with an s, gives eval's lengths)" if name == "length" else ""
+      fail(f"--{name} is read by --mode={' or --mode='.join(modes)}, not --mode={FLAGS.mode}; "
+           f"drop it{hint}")
+
+
 def main(argv):
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=DIR")
+  check_mode_flags()
   distributed = distributed_args()  # checked before anything starts
   if FLAGS.sweep or FLAGS.seeds is not None or FLAGS.parallel != 1:
     # neither imports JAX: the runs are launch.py subprocesses
@@ -205,10 +224,32 @@ def main(argv):
     print(f"wrote {workdir_lib.eval_report_path(workdir, report['step'])}")
 
 
+def check_config_file(argv) -> None:
+  """A --config that names no Python file fails here, in one line: ml_collections would raise
+  a traceback of its own while loading it."""
+  for i, arg in enumerate(argv[1:], 1):
+    if arg == "--config" and i + 1 < len(argv):
+      value = argv[i + 1]
+    elif arg.startswith("--config="):
+      value = arg.split("=", 1)[1]
+    else:
+      continue
+    path = value.split(":", 1)[0]
+    reason = ("no such file" if not os.path.isfile(path) else
+              "not a Python config file" if not path.endswith(".py") else None)
+    if reason:
+      fail(f"--config={value}: {reason}; give one of experiments/*.py, e.g. "
+           "--config=experiments/default.py (its docstring lists its :args)")
+
+
 def parse_flags(argv):
   """absl parsing, but a bad flag or config override is one line and exit 1, not a traceback."""
+  check_config_file(argv)
   try:
     return FLAGS(argv)
+  except (SyntaxError, ImportError, OSError) as e:  # the config file itself does not load
+    fail(f"the config file does not load ({type(e).__name__}: {str(e).splitlines()[0]}); fix it "
+         "or give another --config")
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
     message = str(e.args[0] if e.args else type(e).__name__)
     message = " ".join(message.replace("\\n", " ").replace("\\'", "").split())

@@ -149,6 +149,19 @@ def batch_size_for(length: int, num_examples: int) -> int:
   return max(1, min(num_examples, 64, MAX_CELLS_PER_BATCH // length))
 
 
+def config_count(config, length: int) -> int:
+  """The number of test examples the run's config asks for at `length`: eval.num_examples, one
+  count for every length or one per eval.lengths entry; at a length the config does not list,
+  its largest count."""
+  counts = config.eval.num_examples
+  if np.isscalar(counts):
+    return int(counts)
+  counts, lengths = list(counts), list(config.eval.lengths)
+  if length in lengths and len(counts) == len(lengths):
+    return int(counts[lengths.index(length)])
+  return int(max(counts))
+
+
 def check_request(task, lengths, num_examples, kinds=()) -> list[int]:
   """Validates an evaluation request before any work; returns the example count per length.
 
@@ -163,6 +176,10 @@ def check_request(task, lengths, num_examples, kinds=()) -> list[int]:
                      "one count for every length, or one per length")
   if min(counts, default=1) < 1:
     raise ValueError(f"num_examples must be >= 1 at every length, got {counts}")
+  repeated = sorted({l for l in lengths if list(lengths).count(l) > 1})
+  if repeated:
+    raise ValueError(f"lengths {list(lengths)} repeat {', '.join(map(str, repeated))}; give "
+                     "each length once")
   for kind in kinds:
     if kind not in task.hard_kinds:
       raise ValueError(f"{task.name} has no hard test set {kind!r}; valid: "
@@ -330,8 +347,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   stopping kept) and writes the report to <workdir>/eval/step_<N>.json (merged with one there).
 
   config: default the run's config.json. lengths: default config.eval.lengths; num_examples:
-  one int, or one per length (default config.eval.num_examples, or its largest count when
-  `lengths` differ from the config's). hard_kinds (default: config.eval.hard_kinds) adds the
+  one int, or one per length (default: config_count at each length). hard_kinds (default: config.eval.hard_kinds) adds the
   task's hard test sets at the same lengths, under the report's "hard" key. mc_samples (default:
   config.eval.mc_dropout_samples) > 0 evaluates the same examples again with Monte Carlo
   dropout (make_error_fn), under "mc_results" and "mc_hard", with "mc_dropout_samples".
@@ -350,11 +366,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   check_mc_dropout(run.model, mc_samples)
   lengths = list(lengths or config.eval.lengths)
   if num_examples is None:
-    num_examples = config.eval.num_examples
-    if not np.isscalar(num_examples):
-      num_examples = list(num_examples)
-      if len(num_examples) != len(lengths):  # lengths came from the command line
-        num_examples = max(num_examples)
+    num_examples = [config_count(config, length) for length in lengths]
   check_request(run.task, lengths, num_examples, hard_kinds)  # before any work
   variables = {"params": run.state.params, **run.state.model_state}
   evaluate = functools.partial(evaluate_lengths, run.model, variables, run.task, lengths,

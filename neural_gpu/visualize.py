@@ -339,7 +339,7 @@ def visualize(workdir: str, step: int | None = None, length: int | None = None,
   if kind is not None and kind not in task.hard_kinds:
     raise ValueError(f"{task.name} has no hard test set {kind!r}; valid: "
                      f"{', '.join(task.hard_kinds) or 'none'}")
-  count = _eval_count(config, length)
+  count = eval_lib.config_count(config, length)
   if not 0 <= example < count:
     raise ValueError(f"--example={example} is out of range: the evaluation tests {count} "
                      f"examples at length {length} (0..{count - 1}); raise "
@@ -367,18 +367,6 @@ def visualize(workdir: str, step: int | None = None, length: int | None = None,
   draw_figure(trace, png, task.symbols, title, chosen)
   draw_gif(trace, gif, title)
   return [png, gif]
-
-
-def _eval_count(config, length: int) -> int:
-  """How many examples the evaluation tests at `length` (the config's count for it, else the
-  largest count)."""
-  counts = config.eval.num_examples
-  if np.isscalar(counts):
-    return int(counts)
-  counts = list(counts)
-  lengths = list(config.eval.lengths)
-  return int(counts[lengths.index(length)] if length in lengths and len(counts) == len(lengths)
-             else max(counts))
 
 
 def write_curves(workdir: str) -> str | None:

@@ -112,7 +112,24 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
   # A resume that cannot work names the setting and the way out, and rewrites no config.json.
   assert_one_line_error(launch(*TINY, "--config.train.num_steps=30", "--config.optimizer.name=sgd",
                                f"--workdir={trained}"),
-                        "optimizer.name='adam' -> 'sgd'", "use a new --workdir")
+                        "optimizer.name=adam, not sgd", "use a new --workdir")
+  # A config file that is not there, not Python, or does not load.
+  assert_one_line_error(launch("--config=experiments/nosuch.py", f"--workdir={tmp_path}/g"),
+                        "--config=experiments/nosuch.py: no such file", "experiments/default.py")
+  assert_one_line_error(launch("--config=README.md", f"--workdir={tmp_path}/g"),
+                        "not a Python config file")
+  (tmp_path / "broken.py").write_text("def get_config(:\n")
+  assert_one_line_error(launch(f"--config={tmp_path}/broken.py", f"--workdir={tmp_path}/g"),
+                        "the config file does not load (SyntaxError")
+  # A flag the mode does not read would be ignored: refused instead.
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--length=33"),
+                        "--length is read by --mode=visualize, not --mode=eval", "--lengths")
+  assert_one_line_error(launch(*TINY, "--lengths=9", f"--workdir={tmp_path}/g"),
+                        "--lengths is read by --mode=eval or --mode=errors, not --mode=train")
+  assert_one_line_error(launch("--mode=errors", f"--workdir={trained}", "--hard_kinds=carry"),
+                        "--hard_kinds is read by --mode=eval")
+  assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--lengths=9,9"),
+                        "repeat 9; give each length once")
   # A chain under a curriculum that would train its first member only.
   assert_one_line_error(launch(*TINY, "--config.task.name=badd,incr", f"--workdir={tmp_path}/e"),
                         "needs curriculum.name=chain")
@@ -122,4 +139,5 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
                                "--config.task.name=nope", f"--workdir={tmp_path}/f"),
                         "unknown task 'nope'")
   assert tree_digest(trained) == before
-  assert not any(os.path.exists(tmp_path / d) for d in ("a", "b", "c", "d", "e", "f", "empty"))
+  assert not any(os.path.exists(tmp_path / d) for d in ("a", "b", "c", "d", "e", "f", "g",
+                                                         "empty"))
