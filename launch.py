@@ -175,6 +175,12 @@ def main(argv):
   from neural_gpu import workdir as workdir_lib
 
   workdir = FLAGS.workdir or sweep.default_workdir(FLAGS["config"])
+  kind = workdir_lib.folder_kind(workdir)
+  if kind in ("a seed study", "a sweep"):
+    first = sorted(d for d in os.listdir(workdir) if os.path.isdir(os.path.join(workdir, d)))
+    fail(f"{workdir} holds {kind}; give one of its runs, e.g. --workdir="
+         f"{os.path.join(workdir, first[0] if first else 'seed_0')}, or re-run the study's own "
+         "command (its seeds.md or summary.md)")
   try:
     lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None  # eval, errors
   except ValueError:

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 from neural_gpu import sweep
 from neural_gpu import workdir as workdir_lib
 
-STUDY_NAME = "seeds.json"
+STUDY_NAME = workdir_lib.SEED_STUDY
 TABLE_NAME = "seeds.md"
 MAX_SEEDS = 10_000
 # Overrides that may change between runs of a study in the same folder: they extend the runs or
@@ -242,7 +242,8 @@ def _resolved(config_path: str) -> str:
   return os.path.realpath(path) + sep + arg
 
 
-def check_folder(root: str, config_path: str, command_line: Mapping[str, Any]) -> None:
+def check_folder(root: str, config_path: str, command_line: Mapping[str, Any],
+                 num_steps: int | None = None) -> None:
   """A folder holding a study of another config (file or overrides other than REVISABLE ones)
   is refused: its seeds' rows would not be comparable. A study none of whose seeds got as far
   as writing its config.json (every one refused at the start) holds nothing and may be
@@ -257,6 +258,10 @@ def check_folder(root: str, config_path: str, command_line: Mapping[str, Any]) -
     raise ValueError(f"{root} holds a seed study of `{old.get('command')}`; give the same "
                      "config and overrides (train.num_steps, eval.* and checkpoint.* may change) or "
                      "a new --workdir")
+  if num_steps is not None and num_steps < old.get("num_steps", 0):
+    raise ValueError(f"{root} holds a seed study extended to {old['num_steps']} steps; give "
+                     f"--config.train.num_steps={old['num_steps']} or more (a study is extended, "
+                     "not cut back: evaluate earlier checkpoints with --mode=eval --step=N)")
 
 
 def run_study(config_path: str, config, command_line: Mapping[str, Any], seeds: Sequence[int],
@@ -273,8 +278,9 @@ def run_study(config_path: str, config, command_line: Mapping[str, Any], seeds: 
     raise ValueError("--seeds sets config.seed for every run; drop --config.seed")
   command_line = dict(command_line)
   workdir_lib.check_counts(config)
-  check_folder(root, config_path, command_line)
+  workdir_lib.check_folder_kind(root, "a seed study", "give the study a new --workdir")
   num_steps = sweep._effective_num_steps({}, command_line, config)
+  check_folder(root, config_path, command_line, num_steps)
   lengths = list(config.eval.lengths)
   points = {s: sweep.Point(s, {"seed": s}, root, num_steps, name=f"seed_{s}") for s in seeds}
   command = command or shlex.join(["python", "launch.py", f"--config={config_path}",

@@ -363,7 +363,7 @@ def write_summary(root: str, config_path: str, command_line: Mapping[str, Any],
             for s in ("ok", "failed", "interrupted", "pending", "running")}
   summary = {"config": config_path, "command_line_overrides": dict(command_line),
              "lengths": lengths, "counts": counts, "points": rows}
-  workdir_lib.write_json(os.path.join(root, "summary.json"), summary)
+  workdir_lib.write_json(os.path.join(root, workdir_lib.SWEEP_SUMMARY), summary)
 
   keys = []
   for p in points:
@@ -549,6 +549,7 @@ def run_sweep(config_path: str, config, command_line: Mapping[str, Any], root: s
   points = [Point(i, p, root, _effective_num_steps(p, command_line, point_config(p)))
             for i, p in enumerate(raw)]
   masked = sorted({k for p in raw for k in p if k in command_line})
+  workdir_lib.check_folder_kind(root, "a sweep", "give the sweep a new --workdir")
   os.makedirs(root, exist_ok=True)
   print(f"sweep: {len(points)} points of {config_path} into {root}, {parallel} at a time",
         flush=True)

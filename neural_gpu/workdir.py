@@ -10,6 +10,9 @@
   <workdir>/visualize/           --mode=visualize pictures of the state over time
   <workdir>/lock                 held (flock) by the training that writes here (exclusive)
 
+A study folder holds runs, one a subfolder: <root>/seeds.json for a seed study (seeds.py),
+<root>/summary.json for a sweep (sweep.py). A folder is one of the three kinds (folder_kind).
+
 Importing this module imports no JAX: the sweep and seed-study processes read run folders too
 (load_config does, for the model registry; they do not call it).
 """
@@ -28,6 +31,9 @@ CURVES = "curves.png"
 EVAL = "eval"
 VISUALIZE = "visualize"
 LOCK = "lock"
+SEED_STUDY = "seeds.json"
+SWEEP_SUMMARY = "summary.json"
+KIND_FILES = {"a run": CONFIG, "a seed study": SEED_STUDY, "a sweep": SWEEP_SUMMARY}
 
 
 class TrainingError(RuntimeError):
@@ -62,6 +68,21 @@ def exclusive(workdir: str, enabled: bool = True):
       yield
     finally:
       fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def folder_kind(path: str) -> str | None:
+  """What `path` holds: 'a run', 'a seed study' or 'a sweep' (by the file each writes first),
+  or None (nothing yet)."""
+  return next((kind for kind, name in KIND_FILES.items()
+               if os.path.exists(os.path.join(path, name))), None)
+
+
+def check_folder_kind(path: str, wanted: str, way: str) -> None:
+  """Raises ValueError (one line) when `path` holds another kind than `wanted`; `way` says
+  what to do instead."""
+  kind = folder_kind(path)
+  if kind not in (None, wanted):
+    raise ValueError(f"{path} holds {kind}, not {wanted}; {way}")
 
 
 def config_path(workdir: str) -> str:

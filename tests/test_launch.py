@@ -130,6 +130,17 @@ def test_bad_input_fails_cleanly_and_leaves_the_workdir_alone(trained, tmp_path,
                         "--hard_kinds is read by --mode=eval")
   assert_one_line_error(launch("--mode=eval", f"--workdir={trained}", "--lengths=9,9"),
                         "repeat 9; give each length once")
+  # A study folder is not a run, and a run folder is not a study.
+  (tmp_path / "study" / "seed_0").mkdir(parents=True)
+  (tmp_path / "study" / "seeds.json").write_text("{}")
+  for mode in ("train", "eval"):
+    assert_one_line_error(launch(*(TINY if mode == "train" else ["--mode=eval"]),
+                                 f"--workdir={tmp_path}/study"),
+                          "holds a seed study; give one of its runs, e.g. --workdir=",
+                          "study/seed_0")
+  assert_one_line_error(launch(*TINY, "--seeds=0", f"--workdir={trained}"),
+                        "holds a run, not a seed study; give the study a new --workdir")
+  assert sorted(os.listdir(tmp_path / "study")) == ["seed_0", "seeds.json"]
   # A chain under a curriculum that would train its first member only.
   assert_one_line_error(launch(*TINY, "--config.task.name=badd,incr", f"--workdir={tmp_path}/e"),
                         "needs curriculum.name=chain")

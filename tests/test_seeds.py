@@ -55,6 +55,12 @@ def test_a_folder_refuses_a_study_of_another_config(tmp_path):
                                   "checkpoint.every_steps": 5})
   with pytest.raises(ValueError, match="holds a seed study of"):
     seeds.check_folder(root, TINY, {"train.num_steps": 4, "model.nmaps": 8})
+  with open(os.path.join(root, seeds.STUDY_NAME)) as f:
+    extended = dict(json.load(f), num_steps=8)
+  with open(os.path.join(root, seeds.STUDY_NAME), "w") as f:
+    json.dump(extended, f)
+  with pytest.raises(ValueError, match="extended to 8 steps; give --config.train.num_steps=8"):
+    seeds.check_folder(root, TINY, {"train.num_steps": 4}, num_steps=4)
   with pytest.raises(ValueError, match="holds a seed study of"):
     seeds.check_folder(root, TINY, {"train.num_stepsx": 4})
   with pytest.raises(ValueError, match="new --workdir"):
