@@ -69,7 +69,8 @@ def matmul_precision_of(config, override: str | None = None) -> str:
   """The evaluation's matmul precision: `override` (e.g. launch.py --matmul_precision) or the
   config's eval.matmul_precision; ValueError (check_matmul_precision) if it is not a valid one."""
   precision = config.eval.matmul_precision if override is None else override
-  check_matmul_precision(precision)
+  check_matmul_precision(precision, "eval.matmul_precision" if override is None else
+                         "--matmul_precision")
   return precision
 
 
@@ -440,7 +441,7 @@ def _table_row(r: dict, prefix: str = "") -> str:
 def format_table(report: dict) -> str:
   columns = f"{'length':>8} {'examples':>9} {'seq_err':>9} {'sym_err':>10}"
   lines = [f"{report['model']} on {task_label(report)} at step {report['step']} "
-           f"(trained up to length {report['train_max_length']})", columns]
+           f"(train.max_length {report['train_max_length']})", columns]
   lines += [_table_row(r) for r in report["results"]]
   if report.get("hard"):
     lines += ["hard test sets:", f"{'kind':>10} {columns}"]

@@ -102,10 +102,10 @@ def test_table_lists_hard_sets_by_kind():
             "results": [row], "hard": [{"kind": "carry", **row}]}
   lines = evaluate.format_table(report).splitlines()
   assert lines[-2].split()[0] == "kind" and lines[-1].split()[:2] == ["carry", "41"]
-  assert lines[0] == "dngpu on badd at step 3 (trained up to length 41)"
+  assert lines[0] == "dngpu on badd at step 3 (train.max_length 41)"
   # a stacked L=41 holds other operands than a sequential L=41: the header says which
   lines = evaluate.format_table({**report, "task_params": {"layout": "stacked"}}).splitlines()
-  assert lines[0] == "dngpu on badd (layout=stacked) at step 3 (trained up to length 41)"
+  assert lines[0] == "dngpu on badd (layout=stacked) at step 3 (train.max_length 41)"
 
 
 def test_a_later_evaluation_of_the_same_step_adds_to_its_report(tmp_path):

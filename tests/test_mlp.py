@@ -27,7 +27,7 @@ def test_fixed_models_refuse_other_lengths(name):
   model, variables, _ = tiny(name)
   longer = jnp.ones((2, WIDTH + 2), jnp.int32)
   with pytest.raises(ValueError, match=f"built for length {WIDTH}; it cannot run at length "
-                                       f"{WIDTH + 2} \\(not applicable\\)"):
+                                       f"{WIDTH + 2}(\n|$)"):
     model.apply(variables, longer, jnp.array([WIDTH + 2] * 2))
 
 

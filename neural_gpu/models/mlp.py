@@ -101,8 +101,7 @@ def flat_one_hot(model_name: str, fixed_length: int, vocab_size: int,
   batch, width = inputs.shape
   if width != fixed_length:
     raise common.NotApplicable(
-        f"{model_name} is built for length {fixed_length}; it cannot run at "
-                     f"length {width} (not applicable)")
+        f"{model_name} is built for length {fixed_length}; it cannot run at length {width}")
   chex.assert_shape(lengths, (batch,))
   x = jax.nn.one_hot(inputs, vocab_size) * common.length_mask(lengths, width)
   return x.reshape(batch, width * vocab_size)
