@@ -348,8 +348,9 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, lengths=None, num
   stopping kept) and writes the report to <workdir>/eval/step_<N>.json (merged with one there).
 
   config: default the run's config.json. lengths: default config.eval.lengths; num_examples:
-  one int, or one per length (default: config_count at each length). hard_kinds (default: config.eval.hard_kinds) adds the
-  task's hard test sets at the same lengths, under the report's "hard" key. mc_samples (default:
+  one int, or one per length (default: config_count at each length). hard_kinds (default:
+  config.eval.hard_kinds) adds the task's hard test sets at the same lengths, under the
+  report's "hard" key. mc_samples (default:
   config.eval.mc_dropout_samples) > 0 evaluates the same examples again with Monte Carlo
   dropout (make_error_fn), under "mc_results" and "mc_hard", with "mc_dropout_samples".
   matmul_precision (default: config.eval.matmul_precision): make_error_fn's, stored as the

@@ -38,9 +38,9 @@ def _optimizer_state_form(section: dict):
 def check_compatible(config, workdir: str) -> None:
   """Raises IncompatibleRun when `workdir` holds a run (a config.json) that `config` cannot
   resume: another seed, task, model, curriculum or optimizer.name, or an optimizer state of
-  another form. Both
-  configs are compared completed to this code's fields (workdir.complete_config), so that a
-  config.json written before a field existed, or after one was dropped, still matches.
+  another form. Both configs are compared completed to this code's fields
+  (workdir.complete_config), so that a config.json written before a field existed, or after
+  one was dropped, still matches.
   Reads only; writes nothing."""
   if not os.path.exists(workdir_lib.config_path(workdir)):
     return
