@@ -162,6 +162,15 @@ def main(argv):
     fail(f"--mode={FLAGS.mode} reads the run's own config.json, so --config... would be "
          "ignored; drop it (evaluation settings are flags: --lengths, --num_examples, "
          "--hard_kinds, --mc_dropout_samples, --matmul_precision)")
+  from neural_gpu import sweep  # neither imports JAX: a refusal here costs no start-up
+  from neural_gpu import workdir as workdir_lib
+  workdir = FLAGS.workdir or sweep.default_workdir(FLAGS["config"])
+  kind = workdir_lib.folder_kind(workdir)
+  if kind in ("a seed study", "a sweep"):
+    first = sorted(d for d in os.listdir(workdir) if os.path.isdir(os.path.join(workdir, d)))
+    fail(f"{workdir} holds {kind}; give one of its runs, e.g. --workdir="
+         f"{os.path.join(workdir, first[0] if first else 'seed_0')}, or re-run the study's own "
+         "command (its seeds.md or summary.md)")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   from neural_gpu import cpu_tuning
   cpu_tuning.tune_malloc()  # before JAX starts its threads (they pick malloc arenas then)
@@ -171,16 +180,8 @@ def main(argv):
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   if distributed is not None:  # before any JAX computation, as jax.distributed requires
     jax.distributed.initialize(**distributed)
-  from neural_gpu import evaluate, sharding, sweep, train
-  from neural_gpu import workdir as workdir_lib
+  from neural_gpu import evaluate, sharding, train
 
-  workdir = FLAGS.workdir or sweep.default_workdir(FLAGS["config"])
-  kind = workdir_lib.folder_kind(workdir)
-  if kind in ("a seed study", "a sweep"):
-    first = sorted(d for d in os.listdir(workdir) if os.path.isdir(os.path.join(workdir, d)))
-    fail(f"{workdir} holds {kind}; give one of its runs, e.g. --workdir="
-         f"{os.path.join(workdir, first[0] if first else 'seed_0')}, or re-run the study's own "
-         "command (its seeds.md or summary.md)")
   try:
     lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None  # eval, errors
   except ValueError:
